@@ -1,0 +1,270 @@
+package inbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Inbound is one customer message as a channel adapter parsed it.
+type Inbound struct {
+	ExternalID    string // the provider's message id: redeliveries are stored once
+	ContactHandle string
+	ContactName   string
+	Kind          string
+	Text          string
+	Media         *Media
+	At            time.Time // when the provider says it was sent; zero = now
+}
+
+// Received is what happened to one Inbound.
+type Received struct {
+	Message   Message
+	Duplicate bool
+}
+
+// Receive stores a batch of customer messages from one channel in one
+// transaction: a webhook is acknowledged only when all it carried is on
+// disk, and a provider's redelivery is recognised by its message id.
+func (s *Service) Receive(ctx context.Context, channelID string, batch []Inbound) ([]Received, error) {
+	for i := range batch {
+		if err := cleanInbound(&batch[i]); err != nil {
+			return nil, err
+		}
+	}
+	var out []Received
+	err := s.store.Update(ctx, func(tx Tx) error {
+		out = out[:0]
+		ch, err := channelIn(tx, channelID)
+		if err != nil {
+			return err
+		}
+		for _, in := range batch {
+			r, err := s.receiveOne(tx, ch, in)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func cleanInbound(in *Inbound) error {
+	in.ContactHandle = strings.TrimSpace(in.ContactHandle)
+	if in.ContactHandle == "" {
+		return invalid("inbound message without a sender")
+	}
+	if in.Kind == "" {
+		in.Kind = KindText
+	}
+	if !utf8.ValidString(in.Text) {
+		in.Text = strings.ToValidUTF8(in.Text, "\uFFFD")
+	}
+	if utf8.RuneCountInString(in.Text) > 4*MaxTextLen {
+		in.Text = string([]rune(in.Text)[:4*MaxTextLen])
+	}
+	in.ContactName, _ = CleanName("name", truncate(in.ContactName, MaxNameLen), false)
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n])
+}
+
+func (s *Service) receiveOne(tx Tx, ch Channel, in Inbound) (Received, error) {
+	tenant := ch.TenantID
+	if in.ExternalID != "" {
+		var prev string
+		err := tx.Get(tenantColl(tenant, CollExternalIDs), ch.ID+"/"+in.ExternalID, &prev)
+		if err == nil {
+			m, err := messageOf(tx, tenant, prev)
+			return Received{Message: m, Duplicate: true}, err
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return Received{}, err
+		}
+	}
+	now := s.clock()
+	contact, err := s.contactFor(tx, ch, in, now)
+	if err != nil {
+		return Received{}, err
+	}
+	conv, isNew, err := s.conversationFor(tx, ch, contact, now)
+	if err != nil {
+		return Received{}, err
+	}
+	m := Message{
+		ID: s.newID(), TenantID: tenant, ConversationID: conv.ID, Direction: DirectionIn,
+		Author: Author{Type: "contact", ID: contact.ID}, Kind: in.Kind, Text: in.Text, Media: in.Media,
+		Status: MsgReceived, ExternalID: in.ExternalID, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := putMessage(tx, m); err != nil {
+		return Received{}, err
+	}
+	if in.ExternalID != "" {
+		if err := tx.Put(tenantColl(tenant, CollExternalIDs), ch.ID+"/"+in.ExternalID, m.ID); err != nil {
+			return Received{}, err
+		}
+	}
+	OnInbound(&conv, m)
+	conv.Contact = ContactRef{ID: contact.ID, Name: contact.Name, Handle: contact.Handle}
+	if isNew {
+		// Apps learn of the conversation before its first message.
+		if err := s.putConversation(tx, conv, EventConversationCreated); err != nil {
+			return Received{}, err
+		}
+		return Received{Message: m}, s.emit(tx, tenant, EventMessageCreated, m)
+	}
+	if err := s.emit(tx, tenant, EventMessageCreated, m); err != nil {
+		return Received{}, err
+	}
+	return Received{Message: m}, s.putConversation(tx, conv, EventConversationUpdated)
+}
+
+// contactFor finds the sender by handle on this channel, creating them on
+// first contact and keeping their display name current.
+func (s *Service) contactFor(tx Tx, ch Channel, in Inbound, now time.Time) (Contact, error) {
+	tenant := ch.TenantID
+	var id string
+	err := tx.Get(tenantColl(tenant, CollContactHandle), ch.ID+"/"+in.ContactHandle, &id)
+	if err == nil {
+		var c Contact
+		if err := getIn(tx, tenant, CollContacts, id, "contact", &c); err != nil {
+			return Contact{}, err
+		}
+		if in.ContactName != "" && in.ContactName != c.Name {
+			c.Name = in.ContactName
+			if err := tx.Put(tenantColl(tenant, CollContacts), c.ID, c); err != nil {
+				return Contact{}, err
+			}
+		}
+		c.TenantID = tenant
+		return c, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return Contact{}, err
+	}
+	name := in.ContactName
+	if name == "" {
+		name = in.ContactHandle
+	}
+	c := Contact{ID: s.newID(), TenantID: tenant, ChannelID: ch.ID, Name: name, Handle: in.ContactHandle, CreatedAt: now}
+	if err := tx.Put(tenantColl(tenant, CollContacts), c.ID, c); err != nil {
+		return Contact{}, err
+	}
+	return c, tx.Put(tenantColl(tenant, CollContactHandle), ch.ID+"/"+in.ContactHandle, c.ID)
+}
+
+// conversationFor keeps one conversation per contact: a returning customer
+// continues their thread, with its history, rather than starting afresh.
+func (s *Service) conversationFor(tx Tx, ch Channel, contact Contact, now time.Time) (Conversation, bool, error) {
+	tenant := ch.TenantID
+	var id string
+	err := tx.Get(tenantColl(tenant, CollContactConv), contact.ID, &id)
+	if err == nil {
+		c, err := s.conversationOf(tx, tenant, id)
+		return c, false, err
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return Conversation{}, false, err
+	}
+	c := Conversation{
+		ID: s.newID(), TenantID: tenant,
+		Channel: ChannelRef{ID: ch.ID, Type: ch.Type, Name: ch.Name},
+		Contact: ContactRef{ID: contact.ID, Name: contact.Name, Handle: contact.Handle},
+		Status:  StatusOpen, Labels: []string{}, LastActivityAt: now, CreatedAt: now, UpdatedAt: now,
+	}
+	return c, true, tx.Put(tenantColl(tenant, CollContactConv), contact.ID, c.ID)
+}
+
+// StatusReport is a provider's news about a message we sent.
+type StatusReport struct {
+	ExternalID string
+	Status     MessageStatus
+	Error      *MessageError
+}
+
+// ReportStatus applies delivery reports from a channel. Reports for
+// unknown messages are ignored (providers also report on messages sent from
+// their own apps); status only moves forward.
+func (s *Service) ReportStatus(ctx context.Context, channelID string, reports []StatusReport) error {
+	return s.store.Update(ctx, func(tx Tx) error {
+		ch, err := channelIn(tx, channelID)
+		if err != nil {
+			return err
+		}
+		for _, r := range reports {
+			var id string
+			err := tx.Get(tenantColl(ch.TenantID, CollExternalIDs), ch.ID+"/"+r.ExternalID, &id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			m, err := messageOf(tx, ch.TenantID, id)
+			if err != nil {
+				return err
+			}
+			if err := s.advance(tx, m, r.Status, r.Error); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// advance moves an outbound message's status forward, updating the
+// conversation's preview when this is its last message.
+func (s *Service) advance(tx Tx, m Message, next MessageStatus, e *MessageError) error {
+	if m.Direction != DirectionOut || m.Private {
+		return nil
+	}
+	st, changed := AdvanceStatus(m.Status, next)
+	if !changed {
+		return nil
+	}
+	m.Status = st
+	if st == MsgFailed {
+		m.Error = e
+	} else {
+		m.Error = nil
+	}
+	m.UpdatedAt = s.clock()
+	if err := putMessage(tx, m); err != nil {
+		return err
+	}
+	if err := s.emit(tx, m.TenantID, EventMessageUpdated, m); err != nil {
+		return err
+	}
+	c, err := s.conversationOf(tx, m.TenantID, m.ConversationID)
+	if err != nil {
+		return err
+	}
+	if c.LastMessage == nil || c.LastMessage.ID != m.ID {
+		return nil
+	}
+	mm := m
+	c.LastMessage = &mm
+	return s.putConversation(tx, c, EventConversationUpdated)
+}
+
+func decode[T any](raw []byte) (T, error) {
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, fmt.Errorf("decode record: %w", err)
+	}
+	return v, nil
+}

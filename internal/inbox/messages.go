@@ -1,0 +1,159 @@
+package inbox
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+func messageKey(convID, msgID string) string { return convID + "/" + msgID }
+
+// putMessage stores m and its id index.
+func putMessage(tx Tx, m Message) error {
+	if err := tx.Put(tenantColl(m.TenantID, CollMessages), messageKey(m.ConversationID, m.ID), m); err != nil {
+		return err
+	}
+	return tx.Put(tenantColl(m.TenantID, CollMessageIndex), m.ID, m.ConversationID)
+}
+
+func messageOf(tx Tx, tenant, id string) (Message, error) {
+	var conv string
+	if err := getIn(tx, tenant, CollMessageIndex, id, "message", &conv); err != nil {
+		return Message{}, err
+	}
+	var m Message
+	if err := getIn(tx, tenant, CollMessages, messageKey(conv, id), "message", &m); err != nil {
+		return Message{}, err
+	}
+	m.TenantID = tenant
+	return m, nil
+}
+
+// ListMessages returns the newest limit messages older than before (or the
+// newest overall), oldest first.
+func (s *Service) ListMessages(ctx context.Context, p Principal, convID, before string, limit int) ([]Message, error) {
+	limit = ClampLimit(limit)
+	out := []Message{}
+	err := s.store.View(ctx, func(tx Tx) error {
+		if _, err := s.conversationOf(tx, p.Tenant.ID, convID); err != nil {
+			return err
+		}
+		prefix := convID + "/"
+		after := ""
+		if before != "" {
+			m, err := messageOf(tx, p.Tenant.ID, before)
+			if err != nil || m.ConversationID != convID {
+				return invalid("before is not a message of this conversation")
+			}
+			after = messageKey(convID, before)
+		}
+		return tx.Scan(tenantColl(p.Tenant.ID, CollMessages), prefix, after, true, func(_ string, raw []byte) (bool, error) {
+			m, err := decode[Message](raw)
+			if err != nil {
+				return false, err
+			}
+			out = append(out, m)
+			return len(out) < limit, nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// Draft is what an agent writes into a conversation.
+type Draft struct {
+	ClientID  string
+	Text      string
+	MediaID   string
+	ProductID string
+	Private   bool
+}
+
+// SendMessage stores an agent's reply (or private note). A reply is
+// stored as pending together with its outbox entry, so it is sent even if
+// the server restarts right after answering. created is false when the
+// client_id was seen before: the earlier message is returned and nothing
+// is sent twice.
+func (s *Service) SendMessage(ctx context.Context, p Principal, convID string, d Draft) (Message, bool, error) {
+	if _, err := uuid.Parse(d.ClientID); err != nil {
+		return Message{}, false, invalid("client_id must be a UUID made by the client")
+	}
+	d.Text = strings.TrimSpace(d.Text)
+	if utf8.RuneCountInString(d.Text) > MaxTextLen {
+		return Message{}, false, invalid("text is at most %d characters", MaxTextLen)
+	}
+	if d.MediaID != "" {
+		return Message{}, false, invalid("media_id: no such media")
+	}
+	if d.ProductID != "" {
+		return Message{}, false, invalid("product_id: no such product")
+	}
+	if d.Text == "" {
+		return Message{}, false, invalid("text is required")
+	}
+	var m Message
+	created := false
+	err := s.store.Update(ctx, func(tx Tx) error {
+		c, err := s.conversationOf(tx, p.Tenant.ID, convID)
+		if err != nil {
+			return err
+		}
+		var prev string
+		err = tx.Get(tenantColl(p.Tenant.ID, CollClientIDs), d.ClientID, &prev)
+		switch {
+		case err == nil:
+			m, err = messageOf(tx, p.Tenant.ID, prev)
+			if err != nil {
+				return err
+			}
+			if m.ConversationID != convID {
+				return Errorf(CodeConflict, "client_id was already used for another conversation")
+			}
+			return nil
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		now := s.clock()
+		m = Message{
+			ID: s.newID(), TenantID: p.Tenant.ID, ConversationID: convID, ClientID: d.ClientID,
+			Direction: DirectionOut, Author: Author{Type: "agent", ID: p.Agent.ID},
+			Kind: KindText, Text: d.Text, Status: MsgPending, CreatedAt: now, UpdatedAt: now,
+		}
+		if d.Private {
+			m.Kind, m.Private, m.Status = KindNote, true, MsgSent
+		}
+		if err := putMessage(tx, m); err != nil {
+			return err
+		}
+		if err := tx.Put(tenantColl(p.Tenant.ID, CollClientIDs), d.ClientID, m.ID); err != nil {
+			return err
+		}
+		if !m.Private {
+			item := OutboxItem{TenantID: p.Tenant.ID, MessageID: m.ID, ConversationID: convID, ChannelID: c.Channel.ID, NextAt: now}
+			if err := tx.Put(global(CollOutbox), item.key(), item); err != nil {
+				return err
+			}
+		}
+		if err := s.emit(tx, p.Tenant.ID, EventMessageCreated, m); err != nil {
+			return err
+		}
+		OnOutbound(&c, m)
+		created = true
+		return s.putConversation(tx, c, EventConversationUpdated)
+	})
+	if err != nil {
+		return Message{}, false, err
+	}
+	if created && !m.Private {
+		s.onOutbound()
+	}
+	return m, created, nil
+}

@@ -1,0 +1,90 @@
+package inbox
+
+import (
+	"context"
+)
+
+// Collection names a keyed set of records. A collection with an empty Tenant
+// is global (tenants, credential indexes); every other one belongs to exactly
+// one tenant, which is what keeps tenants apart at the storage level.
+type Collection struct {
+	Tenant string
+	Name   string
+}
+
+// Global and per-tenant collection names. Records are JSON documents.
+const (
+	// global
+	CollTenants     = "tenants"      // tenant id -> Tenant
+	CollKeyHashes   = "key_hashes"   // sha256(raw key) hex -> KeyRef
+	CollSessions    = "sessions"     // sha256(token) hex -> Session
+	CollChannelHome = "channel_home" // channel id -> tenant id (webhooks arrive without a tenant)
+	CollSettings    = "settings"     // server-wide settings
+	CollSnoozeDue   = "snooze_due"   // wake time + "/" + tenant + "/" + conversation id -> ""
+	CollOutbox      = "outbox"       // tenant + "/" + message id -> OutboxItem
+
+	// per tenant
+	CollAgents        = "agents"         // agent id -> Agent
+	CollKeys          = "keys"           // key id -> AccessKey
+	CollKeySessions   = "key_sessions"   // key id + "/" + session hash -> "" (revocation)
+	CollChannels      = "channels"       // channel id -> Channel
+	CollContacts      = "contacts"       // contact id -> Contact
+	CollContactHandle = "contact_handle" // channel id + "/" + handle -> contact id
+	CollConversations = "conversations"  // conversation id -> Conversation
+	CollContactConv   = "contact_conv"   // contact id -> conversation id
+	CollMessages      = "messages"       // conversation id + "/" + message id -> Message
+	CollMessageIndex  = "message_index"  // message id -> conversation id
+	CollClientIDs     = "client_ids"     // client id -> message id
+	CollExternalIDs   = "external_ids"   // channel id + "/" + provider id -> message id
+)
+
+// KeyRef points from a key hash to the key, across tenants.
+type KeyRef struct {
+	TenantID string `json:"tenant_id"`
+	KeyID    string `json:"key_id"`
+}
+
+// Tx is what a unit of work sees. Writes become visible to later reads in the
+// same Tx and are applied all together or not at all.
+type Tx interface {
+	// Get loads the record at key into v; ErrNotFound when absent.
+	Get(c Collection, key string, v any) error
+	// Put stores v (JSON-encoded) at key.
+	Put(c Collection, key string, v any) error
+	// Delete removes key; deleting an absent key is not an error.
+	Delete(c Collection, key string) error
+	// Scan visits records whose key has prefix, in key order (reverse when
+	// asked), starting after `after` when it is not empty. Returning false
+	// from fn stops the scan.
+	Scan(c Collection, prefix, after string, reverse bool, fn func(key string, raw []byte) (bool, error)) error
+	// Append adds an event to the tenant's log, assigning the next seq.
+	// The event's Seq and TenantID are filled in.
+	Append(tenant string, e *Event) error
+	// Head is the tenant's last assigned seq (0 for an empty log).
+	Head(tenant string) (uint64, error)
+}
+
+// Store runs units of work. Update commits durably (fsync) before it
+// returns; the events a successful Update appended are handed, in seq order
+// and after commit, to the store's publisher.
+type Store interface {
+	Update(ctx context.Context, fn func(Tx) error) error
+	View(ctx context.Context, fn func(Tx) error) error
+	// Events returns up to limit events with seq > since, and the head.
+	// Oldest is the first seq still retained (1 when nothing was trimmed).
+	Events(ctx context.Context, tenant string, since uint64, limit int) (events []Event, head uint64, err error)
+	Oldest(ctx context.Context, tenant string) (uint64, error)
+	Close() error
+}
+
+// Publisher receives committed events. It must not block: the store calls it
+// from its commit path, which is also what keeps publication in seq order.
+type Publisher interface {
+	Publish(events []Event)
+}
+
+// PublisherFunc adapts a function to Publisher.
+type PublisherFunc func([]Event)
+
+// Publish calls f.
+func (f PublisherFunc) Publish(events []Event) { f(events) }
