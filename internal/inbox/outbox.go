@@ -3,7 +3,6 @@ package inbox
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -46,9 +45,10 @@ type SendError struct {
 
 func (e *SendError) Error() string { return e.Code + ": " + e.Message }
 
-// MaxSendAttempts bounds retries of temporary failures (about a day with
-// the backoff below) before the message is marked failed.
-const MaxSendAttempts = 12
+// MaxSendAttempts bounds retries of temporary failures (about ten hours
+// with the backoff below) before the message is marked failed: past that,
+// the customer is better served by an agent who knows it did not arrive.
+const MaxSendAttempts = 16
 
 // Due lists outbox items whose time has come, oldest first.
 func (s *Service) Due(ctx context.Context, now time.Time, limit int) ([]Outgoing, time.Time, error) {
@@ -87,23 +87,32 @@ func (s *Service) Due(ctx context.Context, now time.Time, limit int) ([]Outgoing
 func (s *Service) outgoing(tx Tx, o OutboxItem) (Outgoing, error) {
 	g := Outgoing{Item: o}
 	var err error
+	// A message, conversation or contact that is gone (erased) leaves the
+	// item with no channel: the worker settles it as failed instead of
+	// letting one broken entry block the queue.
 	if g.Message, err = messageOf(tx, o.TenantID, o.MessageID); err != nil {
-		return g, fmt.Errorf("outbox message %s: %w", o.MessageID, err)
+		return g, ignoreNotFound(err)
 	}
 	c, err := s.conversationOf(tx, o.TenantID, o.ConversationID)
 	if err != nil {
-		return g, fmt.Errorf("outbox conversation %s: %w", o.ConversationID, err)
+		return g, ignoreNotFound(err)
 	}
 	g.LastInboundAt = c.LastInboundAt
 	if err := getIn(tx, o.TenantID, CollContacts, c.Contact.ID, "contact", &g.Contact); err != nil {
-		return g, fmt.Errorf("outbox contact: %w", err)
+		return g, ignoreNotFound(err)
 	}
 	g.Contact.TenantID = o.TenantID
-	// A deleted channel leaves Channel zero; the worker fails the message.
 	if ch, err := channelIn(tx, o.ChannelID); err == nil && ch.TenantID == o.TenantID {
 		g.Channel = ch
 	}
 	return g, nil
+}
+
+func ignoreNotFound(err error) error {
+	if ErrorCode(err) == CodeNotFound {
+		return nil
+	}
+	return err
 }
 
 // SendResult records what the channel said about an outbox item: success
@@ -118,6 +127,9 @@ func (s *Service) SendResult(ctx context.Context, o OutboxItem, externalID strin
 			return err
 		}
 		m, err := messageOf(tx, o.TenantID, o.MessageID)
+		if ErrorCode(err) == CodeNotFound {
+			return tx.Delete(global(CollOutbox), cur.key())
+		}
 		if err != nil {
 			return err
 		}

@@ -45,7 +45,10 @@ func AdvanceStatus(cur, next MessageStatus) (MessageStatus, bool) {
 	if cur == MsgFailed {
 		// A provider may confirm delivery of a message we had given up on
 		// (a timeout on our side); the customer did get it, so say so.
-		return next, next != MsgPending
+		if next == MsgPending {
+			return cur, false
+		}
+		return next, true
 	}
 	cr, ok := statusRank[cur]
 	if !ok || nr <= cr {
@@ -121,6 +124,10 @@ func ApplyPatch(c *Conversation, p Patch, now time.Time) (bool, error) {
 			return false, invalid("status must be one of open, pending, snoozed, resolved")
 		}
 		status = *p.Status
+	}
+	if p.SnoozedSet && p.SnoozedUntil == nil && p.Status == nil && status == StatusSnoozed {
+		// Clearing the snooze time ends the snooze.
+		status = StatusOpen
 	}
 	if p.SnoozedSet && p.SnoozedUntil != nil {
 		if p.Status == nil {
