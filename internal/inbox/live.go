@@ -33,5 +33,5 @@ func (m Match) Matches(s Session) bool {
 // service without a hub.
 type NoLive struct{}
 
-func (NoLive) Online(string) []string    { return nil }
+func (NoLive) Online(string) []string   { return nil }
 func (NoLive) Disconnect(string, Match) {}
