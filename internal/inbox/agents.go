@@ -62,10 +62,34 @@ func publicAgent(a Agent) Agent {
 	return a
 }
 
+// keyRecord is how a key is stored: with its hash and owner, which the
+// API's JSON of a key never shows.
+type keyRecord struct {
+	AccessKey
+	Hash    string `json:"hash"`
+	AgentID string `json:"agent_id"`
+}
+
+func storedKey(k AccessKey) keyRecord { return keyRecord{AccessKey: k, Hash: k.Hash, AgentID: k.AgentID} }
+
+func (r keyRecord) key(tenant string) AccessKey {
+	k := r.AccessKey
+	k.Hash, k.AgentID, k.TenantID = r.Hash, r.AgentID, tenant
+	return k
+}
+
+func keyOf(tx Tx, tenant, id string) (AccessKey, error) {
+	var r keyRecord
+	if err := tx.Get(tenantColl(tenant, CollKeys), id, &r); err != nil {
+		return AccessKey{}, err
+	}
+	return r.key(tenant), nil
+}
+
 func (s *Service) issueKey(tx Tx, a Agent, now time.Time) (AccessKey, string, error) {
 	raw, prefix, hash := NewAccessKey()
 	k := AccessKey{ID: s.newID(), TenantID: a.TenantID, AgentID: a.ID, Prefix: prefix, Hash: hash, CreatedAt: now}
-	if err := tx.Put(tenantColl(a.TenantID, CollKeys), k.ID, k); err != nil {
+	if err := tx.Put(tenantColl(a.TenantID, CollKeys), k.ID, storedKey(k)); err != nil {
 		return AccessKey{}, "", err
 	}
 	if err := tx.Put(global(CollKeyHashes), hash, KeyRef{TenantID: a.TenantID, KeyID: k.ID}); err != nil {
@@ -93,8 +117,8 @@ func (s *Service) SignIn(ctx context.Context, rawKey string, dev Device) (Princi
 			}
 			return err
 		}
-		var k AccessKey
-		if err := tx.Get(tenantColl(ref.TenantID, CollKeys), ref.KeyID, &k); err != nil {
+		k, err := keyOf(tx, ref.TenantID, ref.KeyID)
+		if err != nil {
 			return unauthorizedIfMissing(err)
 		}
 		if k.RevokedAt != nil || !sameHash(k.Hash, hash) {
@@ -111,7 +135,7 @@ func (s *Service) SignIn(ctx context.Context, rawKey string, dev Device) (Princi
 		}
 		now := s.clock()
 		k.LastUsedAt = &now
-		if err := tx.Put(tenantColl(ref.TenantID, CollKeys), k.ID, k); err != nil {
+		if err := tx.Put(tenantColl(ref.TenantID, CollKeys), k.ID, storedKey(k)); err != nil {
 			return err
 		}
 		p.Agent.TenantID = ref.TenantID
@@ -159,8 +183,8 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 			return ErrUnauthorized
 		}
 		t := p.Session.TenantID
-		var k AccessKey
-		if err := tx.Get(tenantColl(t, CollKeys), p.Session.KeyID, &k); err != nil {
+		k, err := keyOf(tx, t, p.Session.KeyID)
+		if err != nil {
 			return unauthorizedIfMissing(err)
 		}
 		if k.RevokedAt != nil {
@@ -216,7 +240,8 @@ func (s *Service) ListAgents(ctx context.Context, p Principal) ([]Agent, error) 
 		if !p.IsAdmin() {
 			return nil
 		}
-		return scanJSON(tx, tenantColl(p.Tenant.ID, CollKeys), "", func(k AccessKey) bool {
+		return scanJSON(tx, tenantColl(p.Tenant.ID, CollKeys), "", func(r keyRecord) bool {
+			k := r.key(p.Tenant.ID)
 			keys[k.AgentID] = append(keys[k.AgentID], k)
 			return true
 		})
@@ -324,9 +349,9 @@ func (s *Service) ListKeys(ctx context.Context, p Principal, agentID string) ([]
 		if _, err := s.agentOf(tx, p.Tenant.ID, agentID); err != nil {
 			return err
 		}
-		return scanJSON(tx, tenantColl(p.Tenant.ID, CollKeys), "", func(k AccessKey) bool {
-			if k.AgentID == agentID {
-				keys = append(keys, k)
+		return scanJSON(tx, tenantColl(p.Tenant.ID, CollKeys), "", func(r keyRecord) bool {
+			if r.AgentID == agentID {
+				keys = append(keys, r.key(p.Tenant.ID))
 			}
 			return true
 		})
@@ -372,10 +397,11 @@ func (s *Service) RevokeKey(ctx context.Context, p Principal, agentID, keyID str
 		if _, err := s.agentOf(tx, p.Tenant.ID, agentID); err != nil {
 			return err
 		}
-		var k AccessKey
-		if err := getIn(tx, p.Tenant.ID, CollKeys, keyID, "key", &k); err != nil {
+		var r keyRecord
+		if err := getIn(tx, p.Tenant.ID, CollKeys, keyID, "key", &r); err != nil {
 			return err
 		}
+		k := r.key(p.Tenant.ID)
 		if k.AgentID != agentID {
 			return notFound("key")
 		}
@@ -392,7 +418,7 @@ func (s *Service) revokeKey(tx Tx, k AccessKey) error {
 	if k.RevokedAt == nil {
 		now := s.clock()
 		k.RevokedAt = &now
-		if err := tx.Put(tenantColl(k.TenantID, CollKeys), k.ID, k); err != nil {
+		if err := tx.Put(tenantColl(k.TenantID, CollKeys), k.ID, storedKey(k)); err != nil {
 			return err
 		}
 	}
@@ -445,10 +471,9 @@ func (s *Service) DeactivateAgent(ctx context.Context, p Principal, agentID stri
 			}
 		}
 		var keys []AccessKey
-		if err := scanJSON(tx, tenantColl(p.Tenant.ID, CollKeys), "", func(k AccessKey) bool {
-			if k.AgentID == agentID {
-				k.TenantID = p.Tenant.ID
-				keys = append(keys, k)
+		if err := scanJSON(tx, tenantColl(p.Tenant.ID, CollKeys), "", func(r keyRecord) bool {
+			if r.AgentID == agentID {
+				keys = append(keys, r.key(p.Tenant.ID))
 			}
 			return true
 		}); err != nil {
