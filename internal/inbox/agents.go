@@ -70,7 +70,9 @@ type keyRecord struct {
 	AgentID string `json:"agent_id"`
 }
 
-func storedKey(k AccessKey) keyRecord { return keyRecord{AccessKey: k, Hash: k.Hash, AgentID: k.AgentID} }
+func storedKey(k AccessKey) keyRecord {
+	return keyRecord{AccessKey: k, Hash: k.Hash, AgentID: k.AgentID}
+}
 
 func (r keyRecord) key(tenant string) AccessKey {
 	k := r.AccessKey
