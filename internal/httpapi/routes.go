@@ -1,0 +1,82 @@
+package httpapi
+
+import (
+	"github.com/gofiber/fiber/v2"
+)
+
+// access is who may call a route.
+type access int
+
+const (
+	// public routes carry their own credential (an access key, the
+	// operator token, a provider signature, the WebSocket hello) or none.
+	public access = iota
+	// member routes need a session of any agent.
+	member
+	// admin routes need an admin's session; the role is checked before
+	// the body is read or any id looked up.
+	admin
+)
+
+type route struct {
+	method string
+	path   string
+	access access
+	handle fiber.Handler
+}
+
+// routes is the whole API in one table, so what exists and who may call it
+// can be read at a glance. Paths are Fiber templates; they are also the
+// "route" label of the latency metric and the access log.
+func (s *Server) routes() []route {
+	return []route{
+		{"POST", "/api/v1/tenants", public, s.tenantCreate},
+		{"POST", "/api/v1/operator/inbound", public, s.operatorInbound},
+
+		{"POST", "/api/v1/session", public, s.sessionCreate},
+		{"DELETE", "/api/v1/session", member, s.sessionDelete},
+
+		{"GET", "/api/v1/agents", member, s.agentsList},
+		{"POST", "/api/v1/agents", admin, s.agentCreate},
+		{"DELETE", "/api/v1/agents/:id", admin, s.agentDelete},
+		{"GET", "/api/v1/agents/:id/keys", admin, s.agentKeysList},
+		{"POST", "/api/v1/agents/:id/keys", admin, s.agentKeyCreate},
+		{"DELETE", "/api/v1/agents/:id/keys/:key_id", admin, s.agentKeyDelete},
+
+		{"GET", "/api/v1/channels", admin, s.channelsList},
+		{"POST", "/api/v1/channels", admin, s.channelCreate},
+		{"DELETE", "/api/v1/channels/:id", admin, s.channelDelete},
+
+		{"GET", "/api/v1/conversations", member, s.conversationsList},
+		{"GET", "/api/v1/conversations/:id", member, s.conversationGet},
+		{"PATCH", "/api/v1/conversations/:id", member, s.conversationUpdate},
+		{"POST", "/api/v1/conversations/:id/read", member, s.conversationRead},
+		{"GET", "/api/v1/conversations/:id/messages", member, s.messagesList},
+		{"POST", "/api/v1/conversations/:id/messages", member, s.messageCreate},
+		{"POST", "/api/v1/messages/:id/retry", member, s.messageRetry},
+
+		{"GET", "/api/v1/events", member, s.eventsList},
+		{"GET", "/api/v1/ws", public, s.websocket()},
+
+		{"GET", "/webhooks/whatsapp/:channel_id", public, s.webhookWhatsAppVerify},
+		{"POST", "/webhooks/whatsapp/:channel_id", public, s.webhookWhatsAppReceive},
+		{"POST", "/webhooks/tiktok/:channel_id", public, s.webhookTikTokReceive},
+		{"POST", "/webhooks/sms/:channel_id", public, s.webhookSMSReceive},
+		{"POST", "/webhooks/meta/:channel_id/data-deletion", public, s.webhookMetaDataDeletion},
+
+		{"GET", "/healthz", public, s.healthz},
+		{"GET", "/readyz", public, s.readyz},
+		{"GET", "/metrics", public, s.metricsGet},
+	}
+}
+
+// websocket is GET /api/v1/ws. The socket authenticates with its first
+// frame (browsers cannot set headers on it), so the route is public here.
+func (s *Server) websocket() fiber.Handler {
+	if s.ws == nil {
+		return func(*fiber.Ctx) error {
+			return apiErr(fiber.StatusServiceUnavailable, codeUnavailable, "live updates are not available on this server")
+		}
+	}
+	return WebSocketHandler(s.ws)
+}

@@ -1,0 +1,213 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/onebox/onebox/internal/inbox"
+	"github.com/onebox/onebox/internal/metrics"
+)
+
+// DefaultMaxBody is the JSON body limit of CONTRACT.md (ONEBOX_MAX_BODY).
+const DefaultMaxBody = 1 << 20
+
+// Timeouts of plain HTTP requests. Hijacked connections (WebSockets) are
+// not affected: fasthttp clears the connection's deadlines before handing
+// it over (see TestHijackedConnectionOutlivesTimeouts).
+const (
+	// readTimeout bounds reading one request, headers and body, so a slow
+	// client cannot hold a connection (and its buffers) forever.
+	readTimeout = 30 * time.Second
+	// writeTimeout bounds writing one response.
+	writeTimeout = 30 * time.Second
+	// idleTimeout is how long a keep-alive connection may wait for its next
+	// request; apps poll and reconnect, so this need not be long.
+	idleTimeout = 120 * time.Second
+	// readBufferSize caps request headers; 8 KiB fits any bearer token and
+	// the headers browsers send.
+	readBufferSize = 8 << 10
+)
+
+// Config wires a Server. Service is required.
+type Config struct {
+	Service *inbox.Service
+	// WebSocket serves an upgraded connection (internal/ws). Nil makes
+	// GET /api/v1/ws answer 503.
+	WebSocket func(nc net.Conn, r *http.Request)
+	// Metrics receives the HTTP metrics and is served at /metrics; nil
+	// gives the server a registry of its own.
+	Metrics *metrics.Registry
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// OperatorToken enables POST /api/v1/tenants; empty turns it off (404).
+	OperatorToken string
+	// MaxBody is the largest request body accepted, in bytes (default 1 MiB).
+	MaxBody int
+	// Static holds the PWA (index.html at its root); nil serves none.
+	Static fs.FS
+	// Ready reports whether the server can do its work (store open); nil
+	// means always ready.
+	Ready func() error
+
+	// timeouts override the constants above; tests shorten them.
+	readTimeout, idleTimeout time.Duration
+}
+
+// Server is the HTTP server. Create it with New, run it with Serve, stop it
+// with Shutdown.
+type Server struct {
+	svc     *inbox.Service
+	log     *slog.Logger
+	app     *fiber.App
+	ws      func(nc net.Conn, r *http.Request)
+	static  fs.FS
+	ready   func() error
+	maxBody int
+	metrics *metrics.Registry
+
+	// operator is the SHA-256 of the operator token, so comparing a
+	// candidate takes the same time whatever its length.
+	operator *[sha256.Size]byte
+
+	latency   *metrics.Histogram
+	unmatched *routeInfo
+	staticRI  *routeInfo
+	draining  atomic.Bool
+}
+
+// New builds the server and its routes. It panics if cfg.Service is nil, a
+// wiring mistake no caller can recover from at run time.
+func New(cfg Config) *Server {
+	if cfg.Service == nil {
+		panic("httpapi: Config.Service is required")
+	}
+	s := &Server{
+		svc:     cfg.Service,
+		log:     cfg.Logger,
+		ws:      cfg.WebSocket,
+		static:  cfg.Static,
+		ready:   cfg.Ready,
+		maxBody: cfg.MaxBody,
+		metrics: cfg.Metrics,
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBody
+	}
+	if s.metrics == nil {
+		s.metrics = metrics.NewRegistry()
+	}
+	if s.ready == nil {
+		s.ready = func() error { return nil }
+	}
+	if cfg.OperatorToken != "" {
+		h := sha256.Sum256([]byte(cfg.OperatorToken))
+		s.operator = &h
+	}
+	s.latency = s.metrics.Histogram("onebox_http_request_duration_seconds",
+		"Time to answer HTTP requests, by route template and status class.",
+		metrics.LatencyBuckets(), "method", "route", "code")
+	s.unmatched = &routeInfo{path: "unmatched"}
+	s.staticRI = &routeInfo{path: "static"}
+
+	rt, it := readTimeout, idleTimeout
+	if cfg.readTimeout > 0 {
+		rt = cfg.readTimeout
+	}
+	if cfg.idleTimeout > 0 {
+		it = cfg.idleTimeout
+	}
+	s.app = fiber.New(fiber.Config{
+		// Bodies a little over MaxBody are read whole so the route answers
+		// a clean 413 JSON; far larger ones are cut off by fasthttp, which
+		// also answers 413 through ErrorHandler but closes the connection.
+		BodyLimit:             s.maxBody + 64<<10,
+		ReadTimeout:           rt,
+		WriteTimeout:          writeTimeout,
+		IdleTimeout:           it,
+		ReadBufferSize:        readBufferSize,
+		ErrorHandler:          s.fiberError,
+		DisableStartupMessage: true,
+		// Values handed to the service (ids from the path, query values)
+		// must not alias fasthttp's reused buffers.
+		Immutable:     true,
+		CaseSensitive: true,
+		// ServerHeader stays empty: no Server header, which would only
+		// help someone looking for a version to attack.
+	})
+	s.app.Server().Logger = fasthttpLogger{s.log}
+	// fasthttp quotes raw requests (tokens included) in its error texts
+	// unless told not to.
+	s.app.Server().SecureErrorLogMessage = true
+	s.app.Server().Handler = s.guardMethods(s.app.Server().Handler)
+	if s.ws != nil {
+		// Sockets live for hours: let fasthttp free its per-request state
+		// once a connection is handed over (see websocket.go). The only
+		// hijacking route is the WebSocket, whose owner closes its sockets.
+		EnableWebSocketHandoff(s.app)
+	}
+	s.app.Use(s.frame, s.limitBody)
+	for _, r := range s.routes() {
+		methods := []string{r.method}
+		if r.method == fiber.MethodGet {
+			methods = append(methods, fiber.MethodHead) // as app.Get does
+		}
+		for _, m := range methods {
+			info := &routeInfo{method: m, path: r.path}
+			handlers := []fiber.Handler{info.tag}
+			switch r.access {
+			case member:
+				handlers = append(handlers, s.authenticate)
+			case admin:
+				handlers = append(handlers, s.authenticate, requireAdmin)
+			}
+			s.app.Add(m, r.path, append(handlers, r.handle)...)
+		}
+	}
+	// Last, so every API route wins; see static.go.
+	s.app.Use(s.serveStatic)
+	return s
+}
+
+// Serve answers HTTP on ln until Shutdown. It returns nil after a clean
+// shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.app.Listener(ln); err != nil {
+		return fmt.Errorf("serve http on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections, lets in-flight requests finish and
+// closes idle keep-alive connections, giving up when ctx ends. /readyz
+// answers 503 from the start so a load balancer stops sending traffic.
+// Hijacked WebSocket connections are not closed here: their owner
+// (internal/ws) closes them with 1001.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	if err := s.app.ShutdownWithContext(ctx); err != nil {
+		return fmt.Errorf("shut down http: %w", err)
+	}
+	return nil
+}
+
+// fasthttpLogger sends fasthttp's own complaints to slog at debug level
+// (Fiber silences them altogether). They are about single connections
+// (resets, timeouts) and rarely actionable; the one that matters, a failing
+// listener, also ends Serve with an error.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug("http server", "detail", fmt.Sprintf(format, args...))
+}
