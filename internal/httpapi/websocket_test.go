@@ -13,6 +13,7 @@ import (
 )
 
 func TestWebSocketHandlerAnswers426ToPlainHTTP(t *testing.T) {
+	wstest.CheckGoroutines(t)
 	e := wstest.NewEnv(t, wstest.Options{})
 	cases := map[string]http.Header{
 		"no upgrade":      {},
@@ -56,6 +57,7 @@ func TestWebSocketHandlerCopiesTheRequest(t *testing.T) {
 	for _, blocking := range []bool{false, true} {
 		name := map[bool]string{false: "handoff", true: "blocking"}[blocking]
 		t.Run(name, func(t *testing.T) {
+			wstest.CheckGoroutines(t)
 			var mu sync.Mutex
 			var seen *http.Request
 			e := wstest.NewEnv(t, wstest.Options{

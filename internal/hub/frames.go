@@ -1,0 +1,48 @@
+package hub
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/onebox/onebox/internal/inbox"
+)
+
+// The wire frames live here, in one place, so the replay path (package ws)
+// and the live path produce byte-identical event frames.
+
+var eventPrefix = []byte(`{"type":"event","event":`)
+
+// EncodeEvent returns the frame {"type":"event","event":{...}} for ev.
+func EncodeEvent(ev inbox.Event) ([]byte, error) {
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode event seq %d of tenant %s: %w", ev.Seq, ev.TenantID, err)
+	}
+	out := make([]byte, 0, len(eventPrefix)+len(body)+1)
+	out = append(out, eventPrefix...)
+	out = append(out, body...)
+	return append(out, '}'), nil
+}
+
+type typingFrame struct {
+	Type           string `json:"type"`
+	ConversationID string `json:"conversation_id"`
+	AgentID        string `json:"agent_id"`
+}
+
+type presenceFrame struct {
+	Type    string `json:"type"`
+	AgentID string `json:"agent_id"`
+	Online  bool   `json:"online"`
+}
+
+// encodeTyping cannot fail: the frame holds only strings.
+func encodeTyping(conversationID, agentID string) []byte {
+	b, _ := json.Marshal(typingFrame{Type: "typing", ConversationID: conversationID, AgentID: agentID})
+	return b
+}
+
+func encodePresence(agentID string, online bool) []byte {
+	b, _ := json.Marshal(presenceFrame{Type: "presence", AgentID: agentID, Online: online})
+	return b
+}

@@ -1,0 +1,375 @@
+// Package hub fans a tenant's committed events and ephemeral signals out to
+// its live sockets. It knows nothing about WebSockets: a socket is a Sink.
+//
+// Memory per idle socket is the design constraint (<= 16 KiB at 10k sockets),
+// so a subscription owns no goroutine. Publishing appends shared, pre-encoded
+// frames to bounded per-subscription queues and schedules the subscription
+// once onto a small worker pool, which writes everything queued so far.
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/onebox/onebox/internal/inbox"
+)
+
+// Close codes the hub asks sinks to use; they are the contract's codes.
+const (
+	CloseRevoked  = 4401 // the session's credentials were withdrawn
+	CloseSlow     = 4008 // the socket fell behind; the client resumes with since
+	CloseInternal = 1011 // a gap could not be filled from the store
+)
+
+// FillFunc loads events with seq > since for a tenant, oldest first. The hub
+// calls it when a subscription sees a seq jump (possible once events travel
+// through a networked broker), so the socket never skips an event.
+type FillFunc func(ctx context.Context, tenantID string, since uint64) ([]inbox.Event, error)
+
+// Options configure a Hub. Zero values pick the defaults noted.
+type Options struct {
+	Broker    Broker   // default: NewLocalBroker()
+	Fill      FillFunc // nil: an unfillable gap closes the socket with CloseInternal
+	QueueSize int      // frames a subscription may have waiting; default 512
+	Workers   int      // writer goroutines; default 2*GOMAXPROCS
+	// WriteTimeout bounds writing one batch to one socket. A socket stuck
+	// that long holds a pool worker, so it is short; default 5s.
+	WriteTimeout time.Duration
+	Node         string       // this process in presence messages; default random
+	Logger       *slog.Logger // default: discard
+}
+
+// Stats are counters for metrics.
+type Stats struct {
+	Subscribers int64  // live subscriptions in this process
+	SlowCloses  uint64 // subscriptions closed because their queue overflowed
+	GapFills    uint64 // seq jumps filled from the store
+	WriteErrors uint64 // batches a sink failed to write
+}
+
+// Hub is the live fan-out of this process. It implements inbox.Publisher and
+// inbox.Live.
+type Hub struct {
+	opts   Options
+	log    *slog.Logger
+	broker Broker
+
+	// pmu serialises subscription changes so the presence messages they
+	// publish leave in the order the per-agent counts changed.
+	pmu     sync.Mutex
+	mu      sync.Mutex // guards tenants and closed
+	tenants map[string]*tenant
+	closed  bool
+
+	runq    runQueue
+	workers sync.WaitGroup
+
+	subscribers atomic.Int64
+	slowCloses  atomic.Uint64
+	gapFills    atomic.Uint64
+	writeErrors atomic.Uint64
+}
+
+var (
+	_ inbox.Publisher = (*Hub)(nil)
+	_ inbox.Live      = (*Hub)(nil)
+)
+
+// ErrClosed is returned by Subscribe after Close.
+var ErrClosed = errors.New("hub: closed")
+
+// tenant is this process's view of one tenant: its local subscriptions and
+// who is online anywhere (as announced through the broker).
+type tenant struct {
+	id     string
+	cancel func() // broker subscription
+
+	mu     sync.RWMutex
+	subs   map[*Subscription]struct{}
+	local  map[string]int                 // agent id -> sockets in this process
+	online map[string]map[string]struct{} // agent id -> nodes holding a socket
+}
+
+// New starts a hub and its worker pool; Close stops them.
+func New(opts Options) *Hub {
+	if opts.Broker == nil {
+		opts.Broker = NewLocalBroker()
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 512
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 5 * time.Second
+	}
+	if opts.Node == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		opts.Node = hex.EncodeToString(b[:])
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{
+		opts:    opts,
+		log:     opts.Logger,
+		broker:  opts.Broker,
+		tenants: make(map[string]*tenant),
+	}
+	h.runq.cond.L = &h.runq.mu
+	h.workers.Add(opts.Workers)
+	for range opts.Workers {
+		go h.worker()
+	}
+	return h
+}
+
+// Close stops the worker pool. Sockets are closed by their owner (package
+// ws), which should be shut down first.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	already := h.closed
+	h.closed = true
+	h.mu.Unlock()
+	if !already {
+		h.runq.close()
+	}
+	h.workers.Wait()
+}
+
+// Stats returns the current counters.
+func (h *Hub) Stats() Stats {
+	return Stats{
+		Subscribers: h.subscribers.Load(),
+		SlowCloses:  h.slowCloses.Load(),
+		GapFills:    h.gapFills.Load(),
+		WriteErrors: h.writeErrors.Load(),
+	}
+}
+
+// Publish encodes each event once and hands the frames to the broker, one
+// message per run of same-tenant events. It never blocks on sockets.
+func (h *Hub) Publish(events []inbox.Event) {
+	for i := 0; i < len(events); {
+		j := i + 1
+		for j < len(events) && events[j].TenantID == events[i].TenantID {
+			j++
+		}
+		frames := make([]Frame, 0, j-i)
+		for _, ev := range events[i:j] {
+			data, err := EncodeEvent(ev)
+			if err != nil {
+				// Subscribers will see a gap and fill it (or close) rather
+				// than silently skip the event.
+				h.log.Error("hub: dropping unencodable event", "err", err)
+				continue
+			}
+			frames = append(frames, Frame{Seq: ev.Seq, Data: data})
+		}
+		tenantID := events[i].TenantID
+		i = j
+		if len(frames) == 0 {
+			continue
+		}
+		if err := h.broker.Publish(tenantID, Message{Kind: KindEvents, Events: frames}); err != nil {
+			h.log.Error("hub: publish events", "tenant", tenantID, "err", err)
+		}
+	}
+}
+
+// Typing relays "agentID is typing in conversationID" to the tenant's other
+// agents, in every process.
+func (h *Hub) Typing(tenantID, conversationID, agentID string) {
+	m := Message{Kind: KindTyping, Frame: encodeTyping(conversationID, agentID), AgentID: agentID}
+	if err := h.broker.Publish(tenantID, m); err != nil {
+		h.log.Error("hub: publish typing", "tenant", tenantID, "err", err)
+	}
+}
+
+// Disconnect closes, with 4401, the tenant's sockets whose session matches,
+// in every process. It goes through the broker so a revocation handled by
+// one process reaches sockets held by another.
+func (h *Hub) Disconnect(tenantID string, match inbox.Match) {
+	if match == (inbox.Match{}) {
+		return
+	}
+	if err := h.broker.Publish(tenantID, Message{Kind: KindDisconnect, Match: match}); err != nil {
+		h.log.Error("hub: publish disconnect", "tenant", tenantID, "err", err)
+	}
+}
+
+// Online lists, sorted, the tenant's agents holding at least one socket. It
+// knows only tenants this process holds sockets of.
+func (h *Hub) Online(tenantID string) []string {
+	h.mu.Lock()
+	t := h.tenants[tenantID]
+	h.mu.Unlock()
+	if t == nil {
+		return nil
+	}
+	t.mu.RLock()
+	ids := make([]string, 0, len(t.online))
+	for id, nodes := range t.online {
+		if len(nodes) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	t.mu.RUnlock()
+	sort.Strings(ids)
+	return ids
+}
+
+// Subscribe registers sink for the tenant's live stream. The subscription
+// starts paused: frames queue (bounded) but nothing is written until Start,
+// which lets the caller replay the log first without a gap or a duplicate.
+func (h *Hub) Subscribe(tenantID string, sess inbox.Session, sink Sink) (*Subscription, error) {
+	h.pmu.Lock()
+	defer h.pmu.Unlock()
+
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, ErrClosed
+	}
+	t := h.tenants[tenantID]
+	if t == nil {
+		t = &tenant{
+			id:     tenantID,
+			subs:   make(map[*Subscription]struct{}),
+			local:  make(map[string]int),
+			online: make(map[string]map[string]struct{}),
+		}
+		cancel, err := h.broker.Subscribe(tenantID, func(m Message) { h.deliver(t, m) })
+		if err != nil {
+			h.mu.Unlock()
+			return nil, fmt.Errorf("hub: subscribe tenant %s: %w", tenantID, err)
+		}
+		t.cancel = cancel
+		h.tenants[tenantID] = t
+	}
+	s := &Subscription{hub: h, t: t, session: sess, sink: sink}
+	t.mu.Lock()
+	t.subs[s] = struct{}{}
+	t.local[sess.AgentID]++
+	first := t.local[sess.AgentID] == 1
+	t.mu.Unlock()
+	h.mu.Unlock()
+	h.subscribers.Add(1)
+
+	if first {
+		h.publishPresence(tenantID, sess.AgentID, true)
+	}
+	return s, nil
+}
+
+// remove takes s out of its tenant. Callers hold no hub, tenant or
+// subscription lock (it is called from workers and Subscription.Close).
+func (h *Hub) remove(s *Subscription) {
+	h.pmu.Lock()
+	defer h.pmu.Unlock()
+
+	t := s.t
+	agent := s.session.AgentID
+	h.mu.Lock()
+	t.mu.Lock()
+	if _, ok := t.subs[s]; !ok {
+		t.mu.Unlock()
+		h.mu.Unlock()
+		return
+	}
+	delete(t.subs, s)
+	t.local[agent]--
+	last := t.local[agent] <= 0
+	if last {
+		delete(t.local, agent)
+	}
+	empty := len(t.subs) == 0
+	t.mu.Unlock()
+	var cancel func()
+	if empty && h.tenants[t.id] == t {
+		delete(h.tenants, t.id)
+		cancel = t.cancel
+	}
+	h.mu.Unlock()
+	h.subscribers.Add(-1)
+
+	if cancel != nil {
+		cancel()
+	}
+	if last {
+		h.publishPresence(t.id, agent, false)
+	}
+}
+
+func (h *Hub) publishPresence(tenantID, agentID string, online bool) {
+	m := Message{Kind: KindPresence, AgentID: agentID, Node: h.opts.Node, Online: online,
+		Frame: encodePresence(agentID, online)}
+	if err := h.broker.Publish(tenantID, m); err != nil {
+		h.log.Error("hub: publish presence", "tenant", tenantID, "err", err)
+	}
+}
+
+// deliver is the broker's callback for one tenant. It only queues and
+// schedules; writing happens on the worker pool.
+func (h *Hub) deliver(t *tenant, m Message) {
+	switch m.Kind {
+	case KindEvents:
+		if len(m.Events) == 0 {
+			return
+		}
+		t.mu.RLock()
+		for s := range t.subs {
+			s.enqueue(item{events: m.Events})
+		}
+		t.mu.RUnlock()
+	case KindTyping:
+		t.mu.RLock()
+		for s := range t.subs {
+			if s.session.AgentID != m.AgentID {
+				s.enqueue(item{frame: m.Frame})
+			}
+		}
+		t.mu.RUnlock()
+	case KindPresence:
+		t.mu.Lock()
+		nodes := t.online[m.AgentID]
+		was := len(nodes) > 0
+		if m.Online {
+			if nodes == nil {
+				nodes = make(map[string]struct{}, 1)
+				t.online[m.AgentID] = nodes
+			}
+			nodes[m.Node] = struct{}{}
+		} else {
+			delete(nodes, m.Node)
+			if len(nodes) == 0 {
+				delete(t.online, m.AgentID)
+			}
+		}
+		if was != m.Online {
+			for s := range t.subs {
+				s.enqueue(item{frame: m.Frame})
+			}
+		}
+		t.mu.Unlock()
+	case KindDisconnect:
+		t.mu.RLock()
+		for s := range t.subs {
+			if m.Match.Matches(s.session) {
+				s.kill(CloseRevoked, "credentials revoked")
+			}
+		}
+		t.mu.RUnlock()
+	}
+}
