@@ -1,0 +1,92 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// config is everything `onebox serve` needs, read from the environment and
+// then overridden by flags, so a unit file can set variables and a person
+// at a shell can still try a different port.
+type config struct {
+	Addr          string
+	Data          string
+	PublicURL     string
+	OperatorToken string
+	LogLevel      string
+	MaxBody       int
+	Demo          bool
+	Origins       []string
+}
+
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// parseServe reads the serve command's configuration.
+func parseServe(args []string, stderr io.Writer) (config, error) {
+	c := config{
+		Addr:          envOr("ONEBOX_ADDR", "127.0.0.1:8080"),
+		Data:          envOr("ONEBOX_DATA", "./data"),
+		PublicURL:     os.Getenv("ONEBOX_PUBLIC_URL"),
+		OperatorToken: os.Getenv("ONEBOX_OPERATOR_TOKEN"),
+		LogLevel:      envOr("ONEBOX_LOG_LEVEL", "info"),
+		MaxBody:       1 << 20,
+	}
+	if v := os.Getenv("ONEBOX_MAX_BODY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return c, fmt.Errorf("ONEBOX_MAX_BODY must be a positive number of bytes, got %q", v)
+		}
+		c.MaxBody = n
+	}
+	origins := os.Getenv("ONEBOX_ALLOWED_ORIGINS")
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (ONEBOX_ADDR)")
+	fs.StringVar(&c.Data, "data", c.Data, "data directory (ONEBOX_DATA)")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "external base URL (ONEBOX_PUBLIC_URL)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (ONEBOX_LOG_LEVEL)")
+	fs.StringVar(&origins, "allowed-origins", origins, "extra comma-separated origins allowed to open WebSockets (ONEBOX_ALLOWED_ORIGINS)")
+	fs.BoolVar(&c.Demo, "demo", false, "create a demo team and simulated customers")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Addr
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	for _, o := range strings.Split(origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.Origins = append(c.Origins, o)
+		}
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("log level must be debug, info, warn or error, got %q", s)
+	}
+	return l, nil
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	l, _ := parseLevel(level)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}

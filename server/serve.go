@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/onebox/onebox"
+	"github.com/onebox/onebox/internal/bolt"
+	"github.com/onebox/onebox/internal/channel/demo"
+	"github.com/onebox/onebox/internal/httpapi"
+	"github.com/onebox/onebox/internal/hub"
+	"github.com/onebox/onebox/internal/inbox"
+	"github.com/onebox/onebox/internal/jobs"
+	"github.com/onebox/onebox/internal/metrics"
+	"github.com/onebox/onebox/internal/outbox"
+	"github.com/onebox/onebox/internal/ws"
+)
+
+// serve runs the server until ctx ends (SIGTERM/SIGINT), then shuts down in
+// the order that loses nothing: stop accepting, say goodbye to sockets
+// (1001), let in-flight writes finish, close the store.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseServe(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+
+	reg := metrics.NewRegistry()
+	commitLatency := reg.Histogram("onebox_store_commit_seconds", "Time to commit one group of writes to disk.", metrics.LatencyBuckets())
+	commitBatch := reg.Histogram("onebox_store_commit_batch_size", "Writes committed together in one transaction.", []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024})
+	eventsTotal := reg.Counter("onebox_events_total", "Events appended to tenants' logs.")
+
+	// The hub fills a gap in what it is handed from the store; the store
+	// publishes to the hub. The closure breaks that cycle.
+	var store *bolt.Store
+	h := hub.New(hub.Options{Logger: log, Fill: func(ctx context.Context, tenant string, since uint64) ([]inbox.Event, error) {
+		evs, _, err := store.Events(ctx, tenant, since, 1000)
+		return evs, err
+	}})
+	defer h.Close()
+	store, err = bolt.Open(storePath(cfg.Data), bolt.Options{
+		Logger: log,
+		Publisher: inbox.PublisherFunc(func(evs []inbox.Event) {
+			eventsTotal.Add(float64(len(evs)))
+			h.Publish(evs)
+		}),
+		OnCommit: func(d time.Duration, n int) {
+			commitLatency.Observe(d.Seconds())
+			commitBatch.Observe(float64(n))
+		},
+	})
+	if err != nil {
+		return err
+	}
+	storeOpen := true
+	defer func() {
+		if storeOpen {
+			store.Close()
+		}
+	}()
+
+	svc, err := inbox.NewService(inbox.Config{Store: store, Live: h, PublicURL: cfg.PublicURL, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	stream := ws.NewServer(ws.Options{Backend: svc, Hub: h, Logger: log, AllowedOrigins: cfg.Origins})
+	reg.GaugeFunc("onebox_websocket_connections", "Live WebSocket connections.", func() float64 { return float64(stream.Stats().Connections) })
+	reg.CounterFunc("onebox_websocket_frames_sent_total", "Frames written to WebSockets.", func() float64 { return float64(stream.Stats().FramesSent) })
+	reg.CounterFunc("onebox_websocket_slow_closes_total", "Sockets closed because they could not keep up (4008).", func() float64 { return float64(stream.Stats().SlowCloses) })
+	reg.CounterFunc("onebox_websocket_auth_failures_total", "Sockets closed for a missing or bad hello (4401).", func() float64 { return float64(stream.Stats().AuthFailures) })
+
+	var simCtx context.Context
+	simCtx, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	senders := map[string]inbox.Sender{}
+	demoSender := demo.NewSender(demo.SenderConfig{Service: svc, Logger: log})
+	senders[inbox.ChannelDemo] = demoSender
+
+	worker := outbox.New(outbox.Config{Service: svc, Senders: senders, Logger: log})
+	svc.SetOnOutbound(worker.Wake)
+
+	if cfg.Demo {
+		if err := setupDemo(ctx, svc, store, cfg, stdout); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+
+	api := httpapi.New(httpapi.Config{
+		Service:       svc,
+		WebSocket:     stream.ServeConn,
+		Metrics:       reg,
+		Logger:        log,
+		OperatorToken: cfg.OperatorToken,
+		MaxBody:       cfg.MaxBody,
+		Static:        onebox.WebApp(),
+		Ready: func() error {
+			if ctx.Err() != nil {
+				return errors.New("shutting down")
+			}
+			return nil
+		},
+	})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	log.Info("onebox listening", "addr", ln.Addr().String(), "data", cfg.Data, "version", version)
+	if cfg.Demo {
+		fmt.Fprintf(stdout, "\nOpen %s and sign in with one of the keys above.\n\n", cfg.PublicURL)
+	}
+
+	var wg sync.WaitGroup
+	background := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(simCtx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("background task stopped", "task", name, "err", err)
+			}
+		}()
+	}
+	background("outbox", worker.Run)
+	background("snoozes", func(ctx context.Context) error { return jobs.Snoozes(ctx, svc, 5*time.Second, log) })
+	background("demo-receipts", demoSender.Run)
+	if cfg.Demo {
+		sim := demo.NewSimulator(demo.SimulatorConfig{Service: svc, Logger: log})
+		background("demo-customers", sim.Run)
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- api.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		stopBackground()
+		wg.Wait()
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := api.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	if err := stream.Shutdown(shutdownCtx); err != nil {
+		log.Warn("websocket shutdown", "err", err)
+	}
+	stopBackground()
+	wg.Wait()
+	storeOpen = false
+	if err := store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
