@@ -45,7 +45,10 @@ type KeyRef struct {
 }
 
 // Tx is what a unit of work sees. Writes become visible to later reads in the
-// same Tx and are applied all together or not at all.
+// same Tx and are applied all together or not at all. A Tx belongs to the
+// goroutine running the unit of work and ends when it returns; calling the
+// Store from inside a unit of work deadlocks. Scan callbacks may write, but
+// the raw bytes they get are valid only during the callback.
 type Tx interface {
 	// Get loads the record at key into v; ErrNotFound when absent.
 	Get(c Collection, key string, v any) error
@@ -66,7 +69,9 @@ type Tx interface {
 
 // Store runs units of work. Update commits durably (fsync) before it
 // returns; the events a successful Update appended are handed, in seq order
-// and after commit, to the store's publisher.
+// and after commit, to the store's publisher. An Update whose ctx ends after
+// the store took it may still commit: callers that retry must be idempotent
+// (client ids, provider ids), which every write path here is.
 type Store interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 	View(ctx context.Context, fn func(Tx) error) error
@@ -79,6 +84,7 @@ type Store interface {
 
 // Publisher receives committed events. It must not block: the store calls it
 // from its commit path, which is also what keeps publication in seq order.
+// It must not modify the events, which share memory with the writers.
 type Publisher interface {
 	Publish(events []Event)
 }
