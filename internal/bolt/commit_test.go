@@ -18,13 +18,40 @@ type recorder struct {
 	mu      sync.Mutex
 	events  []inbox.Event
 	batches int
+	changed chan struct{} // nudged after every Publish
 }
+
+func newRecorder() *recorder { return &recorder{changed: make(chan struct{}, 1)} }
 
 func (r *recorder) Publish(events []inbox.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, events...)
 	r.batches++
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+// waitFor waits until n events were published: publication follows the
+// commit on a goroutine of its own.
+func (r *recorder) waitFor(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		r.mu.Lock()
+		got := len(r.events)
+		r.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-r.changed:
+		case <-deadline:
+			t.Fatalf("published %d events, want %d", got, n)
+		}
+	}
 }
 
 func (r *recorder) snapshot() []inbox.Event {
@@ -94,7 +121,7 @@ func (g *gate) queue(ctx context.Context, fn func(inbox.Tx) error) <-chan error 
 func TestGroupCommitConcurrent(t *testing.T) {
 	const writers, perWriter = 64, 40
 	tenants := []string{"t0", "t1", "t2"}
-	pub := &recorder{}
+	pub := newRecorder()
 	var cm commits
 	s := openTest(t, Options{Publisher: pub, OnCommit: func(_ time.Duration, n int) { cm.record(n) }})
 
@@ -146,6 +173,11 @@ func TestGroupCommitConcurrent(t *testing.T) {
 	}
 
 	// Publication: each event exactly once, in seq order per tenant.
+	published := 0
+	for _, n := range want {
+		published += n
+	}
+	pub.waitFor(t, published)
 	next := map[string]uint64{}
 	for _, e := range pub.snapshot() {
 		if e.Seq != next[e.TenantID]+1 {
@@ -170,7 +202,7 @@ func TestGroupCommitConcurrent(t *testing.T) {
 }
 
 func TestFailingRequestIsUndoneAlone(t *testing.T) {
-	pub := &recorder{}
+	pub := newRecorder()
 	var cm commits
 	s := openTest(t, Options{Publisher: pub, OnCommit: func(_ time.Duration, n int) { cm.record(n) }})
 	ctx := context.Background()
@@ -254,6 +286,7 @@ func TestFailingRequestIsUndoneAlone(t *testing.T) {
 		t.Fatalf("log = %v head %d, want plug,ok1,ok2,ok3 head 4", types, head)
 	}
 	var published []string
+	pub.waitFor(t, 4)
 	for _, e := range pub.snapshot() {
 		published = append(published, fmt.Sprintf("%s:%d", e.Type, e.Seq))
 	}
@@ -375,16 +408,18 @@ func TestCloseFinishesQueuedWork(t *testing.T) {
 }
 
 func TestPublisherPanicDoesNotKillCommitter(t *testing.T) {
-	calls := 0
+	calls := make(chan struct{}, 2)
 	s := openTest(t, Options{Publisher: inbox.PublisherFunc(func([]inbox.Event) {
-		calls++
+		calls <- struct{}{}
 		panic("publisher bug")
 	})})
-	for range 2 {
+	for i := range 2 {
 		update(t, s, func(tx inbox.Tx) error { return tx.Append("a", &inbox.Event{Type: "x"}) })
-	}
-	if calls != 2 {
-		t.Fatalf("publisher called %d times, want 2", calls)
+		select {
+		case <-calls:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("publisher not called for update %d after a panic", i+1)
+		}
 	}
 }
 

@@ -69,6 +69,12 @@ type Store struct {
 	reqs   chan *request
 	done   chan struct{} // closed when the committer has exited
 
+	// pubq carries committed batches' events, in commit order, to the
+	// publisher goroutine, so fanning out one batch overlaps with committing
+	// the next instead of holding up every writer.
+	pubq    chan []inbox.Event
+	pubDone chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 
@@ -130,12 +136,16 @@ func Open(path string, opts Options) (*Store, error) {
 		s.max = 1024
 	}
 	s.reqs = make(chan *request, s.max)
+	s.pubq = make(chan []inbox.Event, 1024)
+	s.pubDone = make(chan struct{})
+	go s.publisher()
 	go s.committer()
 	return s, nil
 }
 
 // Update runs fn in a write transaction and returns once its writes are
-// durable (fsynced) and its events handed to the publisher. If fn returns an
+// durable (fsynced). Its events go to the publisher right after, in commit
+// order, from a goroutine of their own. If fn returns an
 // error or panics, none of its writes are kept and Update returns that error.
 //
 // If ctx ends while the request is still queued, Update returns ctx.Err() and
@@ -265,6 +275,8 @@ func (s *Store) Close() error {
 		close(s.reqs)
 		s.mu.Unlock()
 		<-s.done
+		close(s.pubq)
+		<-s.pubDone
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("close store: %w", err)
 		}
@@ -363,7 +375,9 @@ func (s *Store) commit(batch []*request) {
 	if s.commitC != nil {
 		s.commitC(time.Since(start), len(taken))
 	}
-	s.publish(events)
+	if s.pub != nil && len(events) > 0 {
+		s.pubq <- events
+	}
 	for i, r := range taken {
 		r.res <- results[i]
 	}
@@ -382,11 +396,18 @@ func (s *Store) run(t *tx, fn func(inbox.Tx) error) (err error) {
 	return fn(t)
 }
 
-// publish must not panic out of the committer for the same reason as run.
-func (s *Store) publish(events []inbox.Event) {
-	if s.pub == nil || len(events) == 0 {
-		return
+// publisher hands committed events to the Publisher one batch at a time,
+// in commit order, which is seq order within each tenant.
+func (s *Store) publisher() {
+	defer close(s.pubDone)
+	for events := range s.pubq {
+		s.publish(events)
 	}
+}
+
+// publish must not panic out of the publisher goroutine: a bad subscriber
+// must not stop every later event.
+func (s *Store) publish(events []inbox.Event) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("bolt: publisher panicked", "panic", p, "stack", string(debug.Stack()))

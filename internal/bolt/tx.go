@@ -207,7 +207,7 @@ func (t *tx) Put(c inbox.Collection, key string, v any) error {
 	if err != nil {
 		return err
 	}
-	raw, err := json.Marshal(v)
+	raw, err := encode(v)
 	if err != nil {
 		return fmt.Errorf("encode %s %q: %w", c.Name, key, err)
 	}
@@ -215,6 +215,19 @@ func (t *tx) Put(c inbox.Collection, key string, v any) error {
 		return fmt.Errorf("put %s %q: %w", c.Name, key, err)
 	}
 	return nil
+}
+
+// encode stores pre-encoded JSON as it is: the service encodes a record
+// once for the store and its event, and re-encoding would only validate it
+// again on the single committer.
+func encode(v any) ([]byte, error) {
+	if raw, ok := v.(json.RawMessage); ok {
+		if len(raw) == 0 {
+			return []byte("null"), nil
+		}
+		return raw, nil
+	}
+	return json.Marshal(v)
 }
 
 func (t *tx) Delete(c inbox.Collection, key string) error {
@@ -391,10 +404,7 @@ func (t *tx) Append(tenant string, e *inbox.Event) error {
 	if e.At.IsZero() {
 		e.At = time.Now().UTC()
 	}
-	raw, err := json.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("append: encode event: %w", err)
-	}
+	raw := e.AppendJSON(nil)
 	top := tenantBucket(tenant)
 	eb, err := t.writeBucket(top, bucketEvents)
 	if err != nil {

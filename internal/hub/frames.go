@@ -14,13 +14,12 @@ var eventPrefix = []byte(`{"type":"event","event":`)
 
 // EncodeEvent returns the frame {"type":"event","event":{...}} for ev.
 func EncodeEvent(ev inbox.Event) ([]byte, error) {
-	body, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode event seq %d of tenant %s: %w", ev.Seq, ev.TenantID, err)
+	if len(ev.Data) > 0 && !json.Valid(ev.Data) {
+		return nil, fmt.Errorf("encode event seq %d of tenant %s: data is not valid JSON", ev.Seq, ev.TenantID)
 	}
-	out := make([]byte, 0, len(eventPrefix)+len(body)+1)
+	out := make([]byte, 0, len(eventPrefix)+len(ev.Data)+96)
 	out = append(out, eventPrefix...)
-	out = append(out, body...)
+	out = ev.AppendJSON(out)
 	return append(out, '}'), nil
 }
 
