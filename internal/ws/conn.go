@@ -20,6 +20,7 @@ type conn struct {
 	srv     *Server
 	ws      *websocket.Conn
 	nc      net.Conn
+	cork    *corkWriter
 	sub     *hub.Subscription
 	agentID string
 
@@ -230,7 +231,15 @@ func (c *conn) typing(conversationID string) {
 }
 
 // Write implements hub.Sink: the hub's worker pool sends live frames here.
-func (c *conn) Write(ctx context.Context, frames [][]byte) error {
+func (c *conn) Write(ctx context.Context, frames [][]byte) (err error) {
+	if len(frames) > 1 && c.cork != nil {
+		c.cork.cork()
+		defer func() {
+			if uerr := c.cork.uncork(c.srv.opts.WriteTimeout); uerr != nil && err == nil && !c.closing.Load() {
+				err = fmt.Errorf("write frames: %w", uerr)
+			}
+		}()
+	}
 	for _, f := range frames {
 		if c.closing.Load() {
 			return nil // the socket is on its way out; its reader cleans up

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 )
 
 // Buffer sizes of a hijacked connection. A socket mostly idles, and an idle
@@ -22,13 +23,14 @@ const (
 // Accept calls Hijack, or an error response when Accept refuses.
 type hijackWriter struct {
 	nc     net.Conn
+	cork   *corkWriter // the upgraded socket's writes go through it
 	header http.Header
 	status int
 	sent   bool // status line and headers written
 }
 
-func newHijackWriter(nc net.Conn) *hijackWriter {
-	return &hijackWriter{nc: nc, header: make(http.Header)}
+func newHijackWriter(nc net.Conn, pool *sync.Pool) *hijackWriter {
+	return &hijackWriter{nc: nc, header: make(http.Header), cork: &corkWriter{nc: nc, pool: pool}}
 }
 
 func (w *hijackWriter) Header() http.Header { return w.header }
@@ -67,7 +69,7 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.status == 0 {
 		w.status = http.StatusSwitchingProtocols
 	}
-	bw := bufio.NewWriterSize(w.nc, writeBufferSize)
+	bw := bufio.NewWriterSize(w.cork, writeBufferSize)
 	if err := w.writeHead(bw); err != nil {
 		return nil, nil, err
 	}

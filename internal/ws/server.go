@@ -79,6 +79,7 @@ type Server struct {
 	pinging  sync.WaitGroup // ping goroutines
 	stop     chan struct{}
 	pingDone chan struct{}
+	corkPool *sync.Pool // batch buffers for sockets that are behind
 	pingSem  chan struct{}
 
 	connections  atomic.Int64
@@ -120,8 +121,9 @@ func NewServer(opts Options) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		opts: opts,
-		log:  opts.Logger,
+		corkPool: newCorkPool(),
+		opts:     opts,
+		log:      opts.Logger,
 		accept: websocket.AcceptOptions{
 			OriginPatterns:  opts.AllowedOrigins,
 			CompressionMode: websocket.CompressionDisabled, // a deflate context per socket costs more than the budget
@@ -166,7 +168,7 @@ func (s *Server) ServeConn(nc net.Conn, r *http.Request) {
 // start upgrades nc and runs the session up to the live phase. It returns
 // nil when the session is already over, everything cleaned up.
 func (s *Server) start(nc net.Conn, r *http.Request) *conn {
-	w := newHijackWriter(nc)
+	w := newHijackWriter(nc, s.corkPool)
 	if !s.enter() {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		_ = nc.Close()
@@ -181,7 +183,7 @@ func (s *Server) start(nc net.Conn, r *http.Request) *conn {
 		return nil
 	}
 	wsc.SetReadLimit(s.opts.ReadLimit)
-	c := &conn{srv: s, ws: wsc, nc: nc, done: make(chan struct{})}
+	c := &conn{srv: s, ws: wsc, nc: nc, cork: w.cork, done: make(chan struct{})}
 	if !s.track(c) {
 		c.shut(websocket.StatusGoingAway, "server shutting down", false)
 		_ = nc.Close()
