@@ -1,9 +1,13 @@
 package httpapi
 
-import "github.com/gofiber/fiber/v2"
+import (
+	"github.com/gofiber/fiber/v2"
 
-// webhookSMSReceive is POST /webhooks/sms/{channel_id}, signed with
-// X-Onebox-Signature. Not implemented yet.
+	"github.com/onebox/onebox/internal/inbox"
+)
+
+// webhookSMSReceive is POST /webhooks/sms/{channel_id}: the gateway's
+// inbound messages and status callbacks, signed with X-Onebox-Signature.
 func (s *Server) webhookSMSReceive(c *fiber.Ctx) error {
-	return webhookNotImplemented("SMS")
+	return s.webhook(c, inbox.ChannelSMS)
 }

@@ -1,9 +1,13 @@
 package httpapi
 
-import "github.com/gofiber/fiber/v2"
+import (
+	"github.com/gofiber/fiber/v2"
 
-// webhookWhatsAppReceive is POST /webhooks/whatsapp/{channel_id}, signed
-// with X-Hub-Signature-256. Not implemented yet.
+	"github.com/onebox/onebox/internal/inbox"
+)
+
+// webhookWhatsAppReceive is POST /webhooks/whatsapp/{channel_id}: Meta's
+// deliveries of messages and statuses, signed with X-Hub-Signature-256.
 func (s *Server) webhookWhatsAppReceive(c *fiber.Ctx) error {
-	return webhookNotImplemented("WhatsApp")
+	return s.webhook(c, inbox.ChannelWhatsApp)
 }

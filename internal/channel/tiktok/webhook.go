@@ -1,0 +1,196 @@
+package tiktok
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/onebox/onebox/internal/channel"
+	"github.com/onebox/onebox/internal/inbox"
+)
+
+// Inbox is what the webhook needs of the inbox service.
+type Inbox interface {
+	Receive(ctx context.Context, channelID string, batch []inbox.Inbound) ([]inbox.Received, error)
+	RecordEchoes(ctx context.Context, channelID string, batch []inbox.Inbound) ([]inbox.Received, error)
+	ReadUpTo(ctx context.Context, channelID, handle string, at time.Time) (int, error)
+	ExternalIDsKnown(ctx context.Context, channelID string, ids []string) (map[string]bool, error)
+}
+
+// WebhookConfig wires a Webhook. Inbox is required.
+type WebhookConfig struct {
+	Inbox Inbox
+	// Media keeps inbound images; nil stores a note in their place.
+	Media  channel.MediaSaver
+	Client *http.Client
+	// MaxMedia is the largest image kept (default channel.DefaultMaxMedia).
+	MaxMedia     int64
+	MediaTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Webhook is the TikTok Business Messaging webhook.
+type Webhook struct {
+	inbox    Inbox
+	media    channel.MediaSaver
+	client   *http.Client
+	maxMedia int64
+	timeout  time.Duration
+	log      *slog.Logger
+}
+
+var _ channel.Webhook = (*Webhook)(nil)
+
+// NewWebhook fills in cfg's defaults.
+func NewWebhook(cfg WebhookConfig) *Webhook {
+	w := &Webhook{inbox: cfg.Inbox, media: cfg.Media, client: cfg.Client, maxMedia: cfg.MaxMedia,
+		timeout: cfg.MediaTimeout, log: cfg.Logger}
+	if w.client == nil {
+		w.client = channel.NewHTTPClient()
+	}
+	if w.maxMedia <= 0 {
+		w.maxMedia = channel.DefaultMaxMedia
+	}
+	if w.timeout <= 0 {
+		w.timeout = 30 * time.Second
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	return w
+}
+
+// Handle takes one delivery for channel ch.
+func (w *Webhook) Handle(ctx context.Context, ch inbox.Channel, r channel.Request) (channel.Response, error) {
+	if r.Method != http.MethodPost {
+		return channel.Response{}, inbox.Errorf(inbox.CodeInvalid, "TikTok webhooks are POSTed")
+	}
+	acct := accountOf(ch)
+	now := r.Received
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if err := VerifySignature(acct.clientSecret, r.Header(SignatureHeader), r.Body, now); err != nil {
+		return channel.Response{}, err
+	}
+	ev, err := Parse(r.Body)
+	if err != nil {
+		return channel.Response{}, err
+	}
+	if ev.Business != "" && ev.Business != acct.businessID {
+		w.log.Warn("tiktok: webhook for another business account ignored", "channel", ch.ID)
+		return channel.OK(), nil
+	}
+	switch {
+	case ev.Read != nil:
+		if ev.Read.UserID == acct.businessID {
+			return channel.OK(), nil // the business reading: nothing to show
+		}
+		if _, err := w.inbox.ReadUpTo(ctx, ch.ID, ev.Read.UserID, ev.Read.Until); err != nil {
+			return channel.Response{}, err
+		}
+	case ev.Message != nil:
+		if err := w.message(ctx, acct, ch, ev.Message); err != nil {
+			return channel.Response{}, err
+		}
+	default:
+		w.log.Debug("tiktok: event ignored", "channel", ch.ID, "event", ev.Name)
+	}
+	return channel.OK(), nil
+}
+
+// message stores a message in either direction: sent by the business
+// (from TikTok's app, or the echo of our own send) or by a customer.
+func (w *Webhook) message(ctx context.Context, acct account, ch inbox.Channel, m *Message) error {
+	outbound := m.FromID == acct.businessID
+	in := inbox.Inbound{ExternalID: m.ID, Kind: m.Kind, Text: m.Text, At: m.At, ContactReplyTo: m.ConversationID}
+	if outbound {
+		in.ContactHandle, in.ContactName = m.ToID, m.To
+	} else {
+		in.ContactHandle, in.ContactName = m.FromID, m.From
+	}
+	if m.MediaID != "" {
+		known, err := w.inbox.ExternalIDsKnown(ctx, ch.ID, []string{m.ID})
+		if err != nil {
+			return err
+		}
+		if !known[m.ID] {
+			md, err := w.fetch(ctx, acct, ch.TenantID, m)
+			if err != nil {
+				w.log.Warn("tiktok: image not kept", "channel", ch.ID, "message", m.ID, "err", err)
+				in.Kind, in.Text = inbox.KindText, fmt.Sprintf("[Image not available: %v]", err)
+			} else {
+				in.Media = md
+			}
+		}
+	}
+	if outbound {
+		_, err := w.inbox.RecordEchoes(ctx, ch.ID, []inbox.Inbound{in})
+		return err
+	}
+	_, err := w.inbox.Receive(ctx, ch.ID, []inbox.Inbound{in})
+	return err
+}
+
+// fetch asks the API for the image's download link and keeps the image.
+func (w *Webhook) fetch(ctx context.Context, acct account, tenantID string, m *Message) (*inbox.Media, error) {
+	if w.media == nil {
+		return nil, fmt.Errorf("this server keeps no attachments")
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	req, err := channel.PostJSON(acct.api("media/download/"), map[string]string{
+		"business_id": acct.businessID, "conversation_id": m.ConversationID,
+		"message_id": m.ID, "media_id": m.MediaID, "media_type": "IMAGE",
+	})
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Access-Token", acct.accessToken)
+	a, err := channel.Do(ctx, w.client, req, "TikTok")
+	if err != nil {
+		return nil, fmt.Errorf("could not reach TikTok")
+	}
+	var ans struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+		Data    struct {
+			DownloadURL string `json:"download_url"`
+		} `json:"data"`
+	}
+	if a.Status != http.StatusOK || json.Unmarshal(a.Body, &ans) != nil || ans.Code != 0 || ans.Data.DownloadURL == "" {
+		return nil, fmt.Errorf("TikTok gave no download link (HTTP %d, code %d)", a.Status, ans.Code)
+	}
+	dl, err := http.NewRequestWithContext(ctx, http.MethodGet, ans.Data.DownloadURL, nil)
+	if err != nil || (dl.URL.Scheme != "https" && dl.URL.Scheme != "http") {
+		return nil, fmt.Errorf("TikTok gave a bad download link")
+	}
+	resp, err := w.client.Do(dl)
+	if err != nil {
+		return nil, fmt.Errorf("the download failed")
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the download answered %d", resp.StatusCode)
+	}
+	if resp.ContentLength > w.maxMedia {
+		return nil, fmt.Errorf("it is %s, over the %s limit", channel.SizeText(resp.ContentLength), channel.SizeText(w.maxMedia))
+	}
+	mime, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
+	if mime = strings.TrimSpace(mime); mime == "" || mime == "application/octet-stream" {
+		mime = "image/jpeg"
+	}
+	md, err := w.media.Save(ctx, tenantID, channel.LimitReader(resp.Body, w.maxMedia), "", mime)
+	if err != nil {
+		w.log.Warn("tiktok: image not stored", "err", err)
+		return nil, channel.SaveFailure(err, w.maxMedia)
+	}
+	if md.Mime == "" {
+		md.Mime = mime
+	}
+	return md, nil
+}
