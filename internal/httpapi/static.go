@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -8,7 +10,9 @@ import (
 	"io/fs"
 	"mime"
 	"path"
+	"sort"
 	"strings"
+	"sync"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -27,7 +31,11 @@ import (
 // browsers revalidate cheaply and never mix two releases' modules; the
 // service worker does the offline caching. sw.js also gets
 // Service-Worker-Allowed: / so, served from the root, it controls the whole
-// app.
+// app. In index.html and sw.js the placeholder __ONEBOX_VERSION__ becomes
+// the build version (a hash of every file), which names the worker's cache:
+// any change to any file installs a new worker and drops the old cache.
+// Text files are gzipped for clients that accept it, so the app shell stays
+// small on slow phone networks.
 func (s *Server) serveStatic(c *fiber.Ctx) error {
 	method, p := c.Method(), c.Path()
 	if s.static == nil || (method != fiber.MethodGet && method != fiber.MethodHead) || backendPath(p) {
@@ -40,7 +48,7 @@ func (s *Server) serveStatic(c *fiber.Ctx) error {
 	if !fs.ValidPath(name) || hiddenPath(name) {
 		return c.Next()
 	}
-	data, err := fs.ReadFile(s.static, name)
+	data, err := s.staticFile(name)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) && !isDirErr(s.static, name) {
 			return fmt.Errorf("read static file %s: %w", name, err)
@@ -49,7 +57,7 @@ func (s *Server) serveStatic(c *fiber.Ctx) error {
 			return c.Next()
 		}
 		name = "index.html"
-		if data, err = fs.ReadFile(s.static, name); err != nil {
+		if data, err = s.staticFile(name); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return c.Next()
 			}
@@ -66,10 +74,126 @@ func (s *Server) serveStatic(c *fiber.Ctx) error {
 		c.Set("Service-Worker-Allowed", "/")
 	}
 	c.Set(fiber.HeaderContentType, contentType(name))
+	compressible := compressible(name) && len(data) >= minGzip
+	if compressible {
+		c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
+	}
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), etag) {
 		return c.SendStatus(fiber.StatusNotModified)
 	}
+	if compressible && acceptsGzip(c.Get(fiber.HeaderAcceptEncoding)) {
+		gz, err := s.assets.gzipped(name, data)
+		if err != nil {
+			return err
+		}
+		c.Set(fiber.HeaderContentEncoding, "gzip")
+		return c.Send(gz)
+	}
 	return c.Send(data)
+}
+
+// versionPlaceholder is replaced by the build version in versioned files.
+const versionPlaceholder = "__ONEBOX_VERSION__"
+
+// minGzip is the size under which gzip's header costs more than it saves.
+const minGzip = 512
+
+// staticAssets caches what the server derives from the app's files: the
+// build version and gzipped bodies. The files are embedded and never change
+// while the process runs, so both are computed once.
+type staticAssets struct {
+	once    sync.Once
+	version string
+	err     error
+	gz      sync.Map // name -> []byte
+}
+
+// staticFile reads name from the app, with the build version substituted
+// in the files that carry it.
+func (s *Server) staticFile(name string) ([]byte, error) {
+	data, err := fs.ReadFile(s.static, name)
+	if err != nil || (name != "index.html" && name != "sw.js") {
+		return data, err
+	}
+	v, err := s.StaticVersion()
+	if err != nil {
+		return nil, err
+	}
+	return bytes.ReplaceAll(data, []byte(versionPlaceholder), []byte(v)), nil
+}
+
+// StaticVersion is the app's build version: the first 16 hex digits of a
+// SHA-256 over every file's path and bytes. Empty when there is no app.
+func (s *Server) StaticVersion() (string, error) {
+	if s.static == nil {
+		return "", nil
+	}
+	a := &s.assets
+	a.once.Do(func() { a.version, a.err = hashFS(s.static) })
+	return a.version, a.err
+}
+
+func hashFS(fsys fs.FS) (string, error) {
+	var names []string
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && !hiddenPath(p) {
+			names = append(names, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("list app files: %w", err)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		data, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return "", fmt.Errorf("read app file %s: %w", n, err)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", n, len(data))
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+func (a *staticAssets) gzipped(name string, data []byte) ([]byte, error) {
+	if v, ok := a.gz.Load(name); ok {
+		return v.([]byte), nil
+	}
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if _, err := zw.Write(data); err != nil {
+		return nil, fmt.Errorf("gzip %s: %w", name, err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("gzip %s: %w", name, err)
+	}
+	a.gz.Store(name, buf.Bytes())
+	return buf.Bytes(), nil
+}
+
+func compressible(name string) bool {
+	switch strings.ToLower(path.Ext(name)) {
+	case ".html", ".js", ".mjs", ".css", ".json", ".svg", ".txt", ".map", ".webmanifest":
+		return true
+	}
+	return false
+}
+
+// acceptsGzip reads Accept-Encoding loosely: gzip listed without q=0.
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") || strings.TrimSpace(coding) == "*" {
+			q := strings.ReplaceAll(params, " ", "")
+			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		}
+	}
+	return false
 }
 
 // backendPath reports whether p belongs to the server rather than the app,

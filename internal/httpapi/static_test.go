@@ -88,3 +88,39 @@ func TestNoStatic(t *testing.T) {
 	checkErr(t, h.req("GET", "/", "", nil), 404, "not_found")
 	checkErr(t, h.req("GET", "/conversations/1", "", nil), 404, "not_found")
 }
+
+// TestStaticVersion: index.html and sw.js carry the build version, a hash
+// of every file, which changes when any file does; text is gzipped for
+// clients that accept it.
+func TestStaticVersion(t *testing.T) {
+	files := fstest.MapFS{
+		"index.html": {Data: []byte(`<meta name="v" content="__ONEBOX_VERSION__">`)},
+		"sw.js":      {Data: []byte(`const VERSION = "__ONEBOX_VERSION__";` + strings.Repeat("// padding\n", 100))},
+		"app.js":     {Data: []byte(`"__ONEBOX_VERSION__"`)},
+	}
+	h := newHarness(t, withConfig(func(c *Config) { c.Static = files }))
+	sw := string(h.want(h.req("GET", "/sw.js", "", nil), 200).body)
+	idx := string(h.want(h.req("GET", "/", "", nil), 200).body)
+	v := strings.TrimSuffix(strings.TrimPrefix(strings.SplitN(sw, "\n", 2)[0], `const VERSION = "`), `";// padding`)
+	if len(v) != 16 || strings.Contains(sw, "__ONEBOX_VERSION__") || !strings.Contains(idx, v) {
+		t.Fatalf("version %q; sw.js starts %q; index.html %q", v, sw[:60], idx)
+	}
+	// Other files are served as they are.
+	if app := string(h.want(h.req("GET", "/app.js", "", nil), 200).body); app != `"__ONEBOX_VERSION__"` {
+		t.Errorf("app.js = %q", app)
+	}
+
+	gz := h.req("GET", "/sw.js", "", nil, "Accept-Encoding", "gzip, deflate")
+	if gz.status != 200 || gz.header.Get("Content-Encoding") != "gzip" || gz.header.Get("Vary") != "Accept-Encoding" || len(gz.body) >= len(sw) {
+		t.Errorf("gzip: status %d, headers %v, %d bytes for %d", gz.status, gz.header, len(gz.body), len(sw))
+	}
+	if r := h.req("GET", "/sw.js", "", nil, "Accept-Encoding", "gzip;q=0"); r.header.Get("Content-Encoding") != "" {
+		t.Errorf("gzip;q=0 got Content-Encoding %q", r.header.Get("Content-Encoding"))
+	}
+
+	other := fstest.MapFS{"index.html": files["index.html"], "sw.js": files["sw.js"], "app.js": {Data: []byte(`changed`)}}
+	h2 := newHarness(t, withConfig(func(c *Config) { c.Static = other }))
+	if sw2 := string(h2.want(h2.req("GET", "/sw.js", "", nil), 200).body); strings.Contains(sw2, v) {
+		t.Error("changing app.js did not change the version")
+	}
+}
