@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # The race detector needs cgo.
 export CGO_ENABLED := 1
 
-.PHONY: all build run test vet bench loadtest clean
+.PHONY: all build run test vet bench loadtest screenshots clean
 
 all: build
 
@@ -18,10 +18,19 @@ build:
 run: build
 	./$(BIN) serve --demo
 
-## test: every test, with the race detector
+## test: every test, with the race detector (installs Chromium for the
+## browser tests of the web app when it is missing)
 test:
+	./scripts/ensure-chromium.sh
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	# a short fuzz run of every webhook parser and signature check
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 5s ./internal/channel/whatsapp
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifySignature$$' -fuzztime 5s ./internal/channel/whatsapp
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 5s ./internal/channel/tiktok
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifySignature$$' -fuzztime 5s ./internal/channel/tiktok
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 5s ./internal/channel/sms
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifySignature$$' -fuzztime 5s ./internal/channel/sms
 
 ## bench: the micro-benchmarks recorded in docs/benchmarks.md
 bench:
@@ -30,6 +39,11 @@ bench:
 ## loadtest: the end-to-end load figures recorded in docs/benchmarks.md
 loadtest: build
 	./$(BIN) loadtest
+
+## screenshots: refresh docs/screenshots from the browser tests
+screenshots:
+	./scripts/ensure-chromium.sh
+	ONEBOX_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run TestScreenshots ./internal/browsertest
 
 clean:
 	rm -rf bin

@@ -20,8 +20,11 @@ type config struct {
 	OperatorToken string
 	LogLevel      string
 	MaxBody       int
+	MaxUpload     int
 	Demo          bool
 	Origins       []string
+	// Push is read by parsePush (push.go).
+	Push pushConfig
 }
 
 func envOr(key, def string) string {
@@ -40,6 +43,7 @@ func parseServe(args []string, stderr io.Writer) (config, error) {
 		OperatorToken: os.Getenv("ONEBOX_OPERATOR_TOKEN"),
 		LogLevel:      envOr("ONEBOX_LOG_LEVEL", "info"),
 		MaxBody:       1 << 20,
+		MaxUpload:     16 << 20,
 	}
 	if v := os.Getenv("ONEBOX_MAX_BODY"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -47,6 +51,13 @@ func parseServe(args []string, stderr io.Writer) (config, error) {
 			return c, fmt.Errorf("ONEBOX_MAX_BODY must be a positive number of bytes, got %q", v)
 		}
 		c.MaxBody = n
+	}
+	if v := os.Getenv("ONEBOX_MAX_UPLOAD"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return c, fmt.Errorf("ONEBOX_MAX_UPLOAD must be a positive number of bytes, got %q", v)
+		}
+		c.MaxUpload = n
 	}
 	origins := os.Getenv("ONEBOX_ALLOWED_ORIGINS")
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -73,6 +84,9 @@ func parseServe(args []string, stderr io.Writer) (config, error) {
 		}
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
+		return c, err
+	}
+	if err := parsePush(&c.Push); err != nil {
 		return c, err
 	}
 	return c, nil

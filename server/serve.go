@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -17,8 +18,10 @@ import (
 	"github.com/onebox/onebox/internal/hub"
 	"github.com/onebox/onebox/internal/inbox"
 	"github.com/onebox/onebox/internal/jobs"
+	"github.com/onebox/onebox/internal/media"
 	"github.com/onebox/onebox/internal/metrics"
 	"github.com/onebox/onebox/internal/outbox"
+	"github.com/onebox/onebox/internal/push"
 	"github.com/onebox/onebox/internal/ws"
 )
 
@@ -48,11 +51,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return evs, err
 	}})
 	defer h.Close()
+	// Push notifications get committed events after the hub, through a
+	// queue that never holds up a commit.
+	pushFeed := push.NewFeed(0)
 	store, err = bolt.Open(storePath(cfg.Data), bolt.Options{
 		Logger: log,
 		Publisher: inbox.PublisherFunc(func(evs []inbox.Event) {
 			eventsTotal.Add(float64(len(evs)))
 			h.Publish(evs)
+			pushFeed.Publish(evs)
 		}),
 		OnCommit: func(d time.Duration, n int) {
 			commitLatency.Observe(d.Seconds())
@@ -69,9 +76,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 
-	svc, err := inbox.NewService(inbox.Config{Store: store, Live: h, PublicURL: cfg.PublicURL, Logger: log})
+	svc, err := inbox.NewService(inbox.Config{Store: store, Live: h, PublicURL: cfg.PublicURL, Logger: log,
+		ReadReceipts: []string{inbox.ChannelWhatsApp}})
 	if err != nil {
 		return err
+	}
+
+	mediaStore, err := media.New(ctx, media.Config{
+		Dir: filepath.Join(cfg.Data, "media"), Service: svc, PublicURL: cfg.PublicURL,
+		MaxSize: int64(cfg.MaxUpload), Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	svc.SetMediaURLs(mediaStore.SignURLs)
+
+	pusher, err := newPush(ctx, cfg, svc, h, pushFeed, reg, log)
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
 	}
 
 	stream := ws.NewServer(ws.Options{Backend: svc, Hub: h, Logger: log, AllowedOrigins: cfg.Origins})
@@ -86,6 +108,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	senders := map[string]inbox.Sender{}
 	demoSender := demo.NewSender(demo.SenderConfig{Service: svc, Logger: log})
 	senders[inbox.ChannelDemo] = demoSender
+	webhooks := providerChannels(svc, mediaStore, int64(cfg.MaxUpload), senders, log)
 
 	worker := outbox.New(outbox.Config{Service: svc, Senders: senders, Logger: log})
 	svc.SetOnOutbound(worker.Wake)
@@ -102,7 +125,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Metrics:       reg,
 		Logger:        log,
 		OperatorToken: cfg.OperatorToken,
+		PushHosts:     cfg.Push.Hosts,
 		MaxBody:       cfg.MaxBody,
+		Media:         mediaStore,
+		MaxUpload:     cfg.MaxUpload,
+		Webhooks:      webhooks,
 		Static:        onebox.WebApp(),
 		Ready: func() error {
 			if ctx.Err() != nil {
@@ -131,7 +158,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}()
 	}
 	background("outbox", worker.Run)
+	background("push", pusher.Run)
 	background("snoozes", func(ctx context.Context) error { return jobs.Snoozes(ctx, svc, 5*time.Second, log) })
+	background("stale-statuses", staleStatuses(svc, log))
+	background("media-cleanup", func(ctx context.Context) error {
+		return jobs.Every(ctx, "clean up unused media", time.Hour, log, mediaStore.Cleanup)
+	})
 	background("demo-receipts", demoSender.Run)
 	if cfg.Demo {
 		sim := demo.NewSimulator(demo.SimulatorConfig{Service: svc, Logger: log})

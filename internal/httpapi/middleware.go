@@ -180,6 +180,9 @@ func (s *Server) next(c *fiber.Ctx) (err error) {
 // limitBody answers 413 for bodies over MaxBody, on every route, before
 // authentication or decoding spend anything on them.
 func (s *Server) limitBody(c *fiber.Ctx) error {
+	if isUpload(c.Method(), c.Path()) {
+		return c.Next() // limited while it was read (media_limits.go)
+	}
 	if len(c.Request().Body()) > s.maxBody {
 		return apiErr(fiber.StatusRequestEntityTooLarge, codeTooLarge,
 			fmt.Sprintf("the request body is larger than %d bytes", s.maxBody))

@@ -55,8 +55,30 @@ func (s *Server) routes() []route {
 		{"POST", "/api/v1/conversations/:id/messages", member, s.messageCreate},
 		{"POST", "/api/v1/messages/:id/retry", member, s.messageRetry},
 
+		{"GET", "/api/v1/catalog/products", member, s.catalogProductsList},
+		{"POST", "/api/v1/catalog/products", admin, s.catalogProductCreate},
+		{"GET", "/api/v1/catalog/products/:id", member, s.catalogProductGet},
+		{"PATCH", "/api/v1/catalog/products/:id", admin, s.catalogProductUpdate},
+		{"DELETE", "/api/v1/catalog/products/:id", admin, s.catalogProductDelete},
+		{"GET", "/api/v1/catalog/export", admin, s.catalogCSVExport},
+		{"POST", "/api/v1/catalog/import", admin, s.catalogCSVImport},
+
+		{"POST", "/api/v1/media", member, s.mediaUpload},
+		// A media URL works with a bearer token or with its own signature,
+		// for <img src>; the handler checks one or the other.
+		{"GET", "/api/v1/media/:id", public, s.mediaGet},
+		{"GET", "/api/v1/media/:id/thumbnail", public, s.mediaThumbnail},
+
 		{"GET", "/api/v1/events", member, s.eventsList},
 		{"GET", "/api/v1/ws", public, s.websocket()},
+
+		{"GET", "/api/v1/push/webpush/key", member, s.pushWebPushKey},
+		{"POST", "/api/v1/push/webpush", member, s.pushWebPushSubscribe},
+		{"DELETE", "/api/v1/push/webpush", member, s.pushWebPushUnsubscribe},
+		{"POST", "/api/v1/push/fcm", member, s.pushFCMRegister},
+		{"DELETE", "/api/v1/push/fcm", member, s.pushFCMUnregister},
+		{"GET", "/api/v1/settings/push", admin, s.settingsPushGet},
+		{"PUT", "/api/v1/settings/push", admin, s.settingsPushUpdate},
 
 		{"GET", "/webhooks/whatsapp/:channel_id", public, s.webhookWhatsAppVerify},
 		{"POST", "/webhooks/whatsapp/:channel_id", public, s.webhookWhatsAppReceive},

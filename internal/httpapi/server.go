@@ -13,7 +13,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/onebox/onebox/internal/channel"
 	"github.com/onebox/onebox/internal/inbox"
+	"github.com/onebox/onebox/internal/media"
 	"github.com/onebox/onebox/internal/metrics"
 )
 
@@ -57,6 +59,19 @@ type Config struct {
 	// Ready reports whether the server can do its work (store open); nil
 	// means always ready.
 	Ready func() error
+	// Webhooks serve /webhooks/{type}/{channel_id}, by channel type; a
+	// type without one answers 501.
+	Webhooks map[string]channel.Webhook
+	// Media keeps uploaded and received files; nil makes the media
+	// endpoints answer 503.
+	Media *media.Store
+	// MaxUpload is the largest media upload or catalog import accepted,
+	// in bytes (ONEBOX_MAX_UPLOAD, default 16 MiB). Other routes keep
+	// MaxBody.
+	MaxUpload int
+	// PushHosts are the push services Web Push subscriptions may point at
+	// (ONEBOX_WEBPUSH_ALLOWED_HOSTS); empty means the major browsers'.
+	PushHosts inbox.HostList
 
 	// timeouts override the constants above; tests shorten them.
 	readTimeout, idleTimeout time.Duration
@@ -74,6 +89,15 @@ type Server struct {
 	maxBody int
 	metrics *metrics.Registry
 
+	webhooks map[string]channel.Webhook
+
+	// media and maxUpload serve the media and catalog routes
+	// (media_*.go, catalog_*.go).
+	media     *media.Store
+	maxUpload int
+
+	pushHosts inbox.HostList // push_webpush_subscribe.go
+
 	// operator is the SHA-256 of the operator token, so comparing a
 	// candidate takes the same time whatever its length.
 	operator *[sha256.Size]byte
@@ -81,6 +105,7 @@ type Server struct {
 	latency   *metrics.Histogram
 	unmatched *routeInfo
 	staticRI  *routeInfo
+	assets    staticAssets // build version and gzipped app files (static.go)
 	draining  atomic.Bool
 }
 
@@ -98,6 +123,19 @@ func New(cfg Config) *Server {
 		ready:   cfg.Ready,
 		maxBody: cfg.MaxBody,
 		metrics: cfg.Metrics,
+
+		webhooks: cfg.Webhooks,
+
+		media:     cfg.Media,
+		maxUpload: cfg.MaxUpload,
+
+		pushHosts: cfg.PushHosts,
+	}
+	if s.pushHosts.Empty() {
+		s.pushHosts = inbox.DefaultPushHosts()
+	}
+	if s.maxUpload <= 0 {
+		s.maxUpload = media.DefaultMaxSize
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -150,6 +188,9 @@ func New(cfg Config) *Server {
 	// fasthttp quotes raw requests (tokens included) in its error texts
 	// unless told not to.
 	s.app.Server().SecureErrorLogMessage = true
+	// Uploads get a larger body limit and more time than JSON calls
+	// (media_limits.go).
+	s.app.Server().HeaderReceived = s.requestConfig
 	s.app.Server().Handler = s.guardMethods(s.app.Server().Handler)
 	if s.ws != nil {
 		// Sockets live for hours: let fasthttp free its per-request state

@@ -219,6 +219,9 @@ func (s *Service) SignOut(ctx context.Context, p Principal) error {
 		if err := tx.Delete(global(CollSessions), p.Session.Hash); err != nil {
 			return err
 		}
+		if err := dropSessionPush(tx, p.Session); err != nil {
+			return err
+		}
 		return tx.Delete(tenantColl(p.Tenant.ID, CollKeySessions), p.Session.KeyID+"/"+p.Session.Hash)
 	})
 	if err != nil {
@@ -425,6 +428,9 @@ func (s *Service) revokeKey(tx Tx, k AccessKey) error {
 		}
 	}
 	if err := tx.Delete(global(CollKeyHashes), k.Hash); err != nil {
+		return err
+	}
+	if err := dropKeyPush(tx, k); err != nil {
 		return err
 	}
 	var sessions []string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -39,8 +40,15 @@ func ValidateChannelConfig(typ string, cfg map[string]string) error {
 			return invalid("config.%s must be an http(s) URL", k)
 		}
 	}
+	if v := cfg["api_version"]; typ == ChannelWhatsApp && v != "" && !graphVersion.MatchString(v) {
+		return invalid("config.api_version must be a Graph API version such as v21.0")
+	}
 	return nil
 }
+
+// graphVersion is the shape of a Graph API version; it becomes part of
+// the URLs messages are sent to.
+var graphVersion = regexp.MustCompile(`^v[0-9]{1,3}\.[0-9]{1,3}$`)
 
 // webhookURL is where the provider must post for this channel.
 func (s *Service) webhookURL(c Channel) string {

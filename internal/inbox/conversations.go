@@ -144,6 +144,8 @@ func (s *Service) ListConversations(ctx context.Context, p Principal, f Filter) 
 		if page[i].Labels == nil {
 			page[i].Labels = []string{}
 		}
+		page[i].TenantID = p.Tenant.ID
+		page[i] = s.presentConversation(page[i])
 	}
 	return page, next, nil
 }
@@ -194,7 +196,7 @@ func (s *Service) GetConversation(ctx context.Context, p Principal, id string) (
 		c, err = s.conversationOf(tx, p.Tenant.ID, id)
 		return err
 	})
-	return c, err
+	return s.presentConversation(c), err
 }
 
 // UpdateConversation applies an agent's change of status, assignee, labels
@@ -219,20 +221,29 @@ func (s *Service) UpdateConversation(ctx context.Context, p Principal, id string
 		}
 		return s.putConversation(tx, c, EventConversationUpdated)
 	})
-	return c, err
+	return s.presentConversation(c), err
 }
 
-// MarkRead clears a conversation's unread count.
+// MarkRead clears a conversation's unread count, and on channels that
+// show it tells the customer their messages were read.
 func (s *Service) MarkRead(ctx context.Context, p Principal, id string) error {
-	return s.store.Update(ctx, func(tx Tx) error {
+	receipt := false
+	err := s.store.Update(ctx, func(tx Tx) error {
 		c, err := s.conversationOf(tx, p.Tenant.ID, id)
 		if err != nil || c.UnreadCount == 0 {
 			return err
 		}
 		c.UnreadCount = 0
 		c.UpdatedAt = s.clock()
+		if receipt, err = s.queueReadReceipt(tx, c); err != nil {
+			return err
+		}
 		return s.putConversation(tx, c, EventConversationUpdated)
 	})
+	if err == nil && receipt {
+		s.onOutbound()
+	}
+	return err
 }
 
 // WakeSnoozed reopens every conversation whose snooze ended by now. It is

@@ -19,6 +19,9 @@ type Inbound struct {
 	Text          string
 	Media         *Media
 	At            time.Time // when the provider says it was sent; zero = now
+	// ContactReplyTo is kept on the contact when the provider addresses
+	// replies to something other than the sender's handle.
+	ContactReplyTo string
 }
 
 // Received is what happened to one Inbound.
@@ -113,6 +116,9 @@ func (s *Service) receiveOne(tx Tx, ch Channel, in Inbound) (Received, error) {
 	if err := putMessage(tx, m); err != nil {
 		return Received{}, err
 	}
+	if err := s.holdAttachments(tx, m); err != nil {
+		return Received{}, err
+	}
 	if in.ExternalID != "" {
 		if err := tx.Put(tenantColl(tenant, CollExternalIDs), ch.ID+"/"+in.ExternalID, m.ID); err != nil {
 			return Received{}, err
@@ -144,8 +150,13 @@ func (s *Service) contactFor(tx Tx, ch Channel, in Inbound, now time.Time) (Cont
 		if err := getIn(tx, tenant, CollContacts, id, "contact", &c); err != nil {
 			return Contact{}, err
 		}
-		if in.ContactName != "" && in.ContactName != c.Name {
-			c.Name = in.ContactName
+		if (in.ContactName != "" && in.ContactName != c.Name) || (in.ContactReplyTo != "" && in.ContactReplyTo != c.ReplyTo) {
+			if in.ContactName != "" {
+				c.Name = in.ContactName
+			}
+			if in.ContactReplyTo != "" {
+				c.ReplyTo = in.ContactReplyTo
+			}
 			if err := tx.Put(tenantColl(tenant, CollContacts), c.ID, c); err != nil {
 				return Contact{}, err
 			}
@@ -160,7 +171,7 @@ func (s *Service) contactFor(tx Tx, ch Channel, in Inbound, now time.Time) (Cont
 	if name == "" {
 		name = in.ContactHandle
 	}
-	c := Contact{ID: s.newID(), TenantID: tenant, ChannelID: ch.ID, Name: name, Handle: in.ContactHandle, CreatedAt: now}
+	c := Contact{ID: s.newID(), TenantID: tenant, ChannelID: ch.ID, Name: name, Handle: in.ContactHandle, ReplyTo: in.ContactReplyTo, CreatedAt: now}
 	if err := tx.Put(tenantColl(tenant, CollContacts), c.ID, c); err != nil {
 		return Contact{}, err
 	}
@@ -196,9 +207,9 @@ type StatusReport struct {
 	Error      *MessageError
 }
 
-// ReportStatus applies delivery reports from a channel. Reports for
-// unknown messages are ignored (providers also report on messages sent from
-// their own apps); status only moves forward.
+// ReportStatus applies delivery reports from a channel. A report for a
+// message not known yet is kept, and applied if the message shows up
+// within PendingStatusTTL (statuses.go); status only moves forward.
 func (s *Service) ReportStatus(ctx context.Context, channelID string, reports []StatusReport) error {
 	return s.store.Update(ctx, func(tx Tx) error {
 		ch, err := channelIn(tx, channelID)
@@ -209,12 +220,18 @@ func (s *Service) ReportStatus(ctx context.Context, channelID string, reports []
 			var id string
 			err := tx.Get(tenantColl(ch.TenantID, CollExternalIDs), ch.ID+"/"+r.ExternalID, &id)
 			if errors.Is(err, ErrNotFound) {
+				if err := s.keepPending(tx, ch.TenantID, ch.ID, r); err != nil {
+					return err
+				}
 				continue
 			}
 			if err != nil {
 				return err
 			}
 			m, err := messageOf(tx, ch.TenantID, id)
+			if ErrorCode(err) == CodeNotFound {
+				continue // erased since
+			}
 			if err != nil {
 				return err
 			}

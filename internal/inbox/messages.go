@@ -65,6 +65,9 @@ func (s *Service) ListMessages(ctx context.Context, p Principal, convID, before 
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
 	}
+	for i := range out {
+		out[i] = s.presentMessage(p.Tenant.ID, out[i])
+	}
 	return out, nil
 }
 
@@ -90,13 +93,10 @@ func (s *Service) SendMessage(ctx context.Context, p Principal, convID string, d
 	if utf8.RuneCountInString(d.Text) > MaxTextLen {
 		return Message{}, false, invalid("text is at most %d characters", MaxTextLen)
 	}
-	if d.MediaID != "" {
-		return Message{}, false, invalid("media_id: no such media")
+	if d.MediaID != "" && d.ProductID != "" {
+		return Message{}, false, invalid("send either media_id or product_id, not both")
 	}
-	if d.ProductID != "" {
-		return Message{}, false, invalid("product_id: no such product")
-	}
-	if d.Text == "" {
+	if d.Text == "" && d.MediaID == "" && d.ProductID == "" {
 		return Message{}, false, invalid("text is required")
 	}
 	var m Message
@@ -121,16 +121,28 @@ func (s *Service) SendMessage(ctx context.Context, p Principal, convID string, d
 		case !errors.Is(err, ErrNotFound):
 			return err
 		}
+		if !d.Private {
+			if err := checkReply(c, d.Text, s.clock()); err != nil {
+				return err
+			}
+		}
+		kind, media, product, err := attachments(tx, p.Tenant.ID, d)
+		if err != nil {
+			return err
+		}
 		now := s.clock()
 		m = Message{
 			ID: s.newID(), TenantID: p.Tenant.ID, ConversationID: convID, ClientID: d.ClientID,
 			Direction: DirectionOut, Author: Author{Type: "agent", ID: p.Agent.ID},
-			Kind: KindText, Text: d.Text, Status: MsgPending, CreatedAt: now, UpdatedAt: now,
+			Kind: kind, Text: d.Text, Media: media, Product: product, Status: MsgPending, CreatedAt: now, UpdatedAt: now,
 		}
 		if d.Private {
 			m.Kind, m.Private, m.Status = KindNote, true, MsgSent
 		}
 		if err := putMessage(tx, m); err != nil {
+			return err
+		}
+		if err := s.holdAttachments(tx, m); err != nil {
 			return err
 		}
 		if err := tx.Put(tenantColl(p.Tenant.ID, CollClientIDs), d.ClientID, m.ID); err != nil {
@@ -155,5 +167,5 @@ func (s *Service) SendMessage(ctx context.Context, p Principal, convID string, d
 	if created && !m.Private {
 		s.onOutbound()
 	}
-	return m, created, nil
+	return s.presentMessage(p.Tenant.ID, m), created, nil
 }

@@ -109,6 +109,9 @@ type Contact struct {
 	Name      string    `json:"name"`
 	Handle    string    `json:"handle"`
 	CreatedAt time.Time `json:"created_at"`
+	// ReplyTo is where replies are addressed when the provider wants
+	// something other than Handle (TikTok: its conversation id).
+	ReplyTo string `json:"reply_to,omitempty"`
 }
 
 // ContactRef is the part of a contact embedded in conversations.
@@ -198,33 +201,42 @@ type MessageError struct {
 	Message string `json:"message"`
 }
 
-// Media is a reference to stored bytes attached to a message.
+// Media is a reference to stored bytes attached to a message. URL and
+// ThumbnailURL carry a short-lived signature; they are filled in each time
+// a media object is shown (see Service.SetMediaURLs), so a stored copy may
+// hold an expired one.
 type Media struct {
-	ID   string `json:"id"`
-	Mime string `json:"mime,omitempty"`
-	Size int64  `json:"size,omitempty"`
-	URL  string `json:"url,omitempty"`
-	Name string `json:"name,omitempty"`
+	ID           string `json:"id"`
+	Mime         string `json:"mime,omitempty"`
+	Size         int64  `json:"size,omitempty"`
+	SHA256       string `json:"sha256,omitempty"`
+	URL          string `json:"url,omitempty"`
+	ThumbnailURL string `json:"thumbnail_url,omitempty"`
+	Name         string `json:"name,omitempty"`
+	// Width and Height are an image's displayed size in pixels, so apps
+	// can lay out a message before its picture arrives.
+	Width  int `json:"width,omitempty"`
+	Height int `json:"height,omitempty"`
 }
 
 // Message is one entry of a conversation.
 type Message struct {
-	ID             string          `json:"id"`
-	TenantID       string          `json:"-"`
-	ConversationID string          `json:"conversation_id"`
-	ClientID       string          `json:"client_id,omitempty"`
-	Direction      Direction       `json:"direction"`
-	Author         Author          `json:"author"`
-	Kind           string          `json:"kind"`
-	Text           string          `json:"text"`
-	Media          *Media          `json:"media,omitempty"`
-	Product        json.RawMessage `json:"product,omitempty"`
-	Status         MessageStatus   `json:"status"`
-	Error          *MessageError   `json:"error,omitempty"`
-	ExternalID     string          `json:"external_id,omitempty"`
-	Private        bool            `json:"private,omitempty"`
-	CreatedAt      time.Time       `json:"created_at"`
-	UpdatedAt      time.Time       `json:"updated_at"`
+	ID             string        `json:"id"`
+	TenantID       string        `json:"-"`
+	ConversationID string        `json:"conversation_id"`
+	ClientID       string        `json:"client_id,omitempty"`
+	Direction      Direction     `json:"direction"`
+	Author         Author        `json:"author"`
+	Kind           string        `json:"kind"`
+	Text           string        `json:"text"`
+	Media          *Media        `json:"media,omitempty"`
+	Product        *Product      `json:"product,omitempty"`
+	Status         MessageStatus `json:"status"`
+	Error          *MessageError `json:"error,omitempty"`
+	ExternalID     string        `json:"external_id,omitempty"`
+	Private        bool          `json:"private,omitempty"`
+	CreatedAt      time.Time     `json:"created_at"`
+	UpdatedAt      time.Time     `json:"updated_at"`
 }
 
 // Event types written to a tenant's log.
@@ -236,6 +248,9 @@ const (
 	EventAgentUpdated        = "agent.updated"
 	EventContactErased       = "contact.erased"
 	EventChannelUpdated      = "channel.updated"
+	EventProductCreated      = "product.created"
+	EventProductUpdated      = "product.updated"
+	EventProductDeleted      = "product.deleted"
 )
 
 // Event is one entry of a tenant's log. Seq is assigned by the store inside

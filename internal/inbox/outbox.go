@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"time"
 )
 
@@ -18,7 +19,22 @@ type OutboxItem struct {
 	Attempts       int       `json:"attempts"`
 	NextAt         time.Time `json:"next_at"`
 	LastError      string    `json:"last_error,omitempty"`
+	// Kind is empty for a message to send and OutboxRead for a read
+	// receipt about the inbound message MessageID.
+	Kind string `json:"kind,omitempty"`
+	// QueuedAt starts the retry window (RetryWindow); zero on items
+	// written before it existed, in which case the first failure starts it.
+	QueuedAt time.Time `json:"queued_at,omitzero"`
+	// Sending is set, durably, just before the provider is called and
+	// cleared when the outcome is recorded. Found set at the next attempt,
+	// it means the process stopped in between and nobody knows whether
+	// the provider got the message.
+	Sending *time.Time `json:"sending,omitempty"`
 }
+
+// OutboxRead is the kind of outbox item that tells a provider the team
+// has read a customer's messages (WhatsApp's blue ticks).
+const OutboxRead = "read"
 
 func (o OutboxItem) key() string { return o.TenantID + "/" + o.MessageID }
 
@@ -41,14 +57,23 @@ type SendError struct {
 	Message    string
 	Temporary  bool
 	RetryAfter time.Duration
+	// Deferred says the provider was not called at all (a per-channel
+	// limit was reached): the item waits RetryAfter and does not count
+	// as an attempt.
+	Deferred bool
 }
 
 func (e *SendError) Error() string { return e.Code + ": " + e.Message }
 
-// MaxSendAttempts bounds retries of temporary failures (about ten hours
-// with the backoff below) before the message is marked failed: past that,
-// the customer is better served by an agent who knows it did not arrive.
-const MaxSendAttempts = 16
+// RetryWindow is how long temporary failures (network errors, 429, 5xx)
+// are retried before the message is marked failed: past that, the
+// customer is better served by an agent who knows it did not arrive.
+const RetryWindow = 24 * time.Hour
+
+// MaxSendAttempts bounds the attempts of one item even when a provider
+// keeps asking for quick retries; the backoff below reaches RetryWindow
+// in well under this many.
+const MaxSendAttempts = 64
 
 // Due lists outbox items whose time has come, oldest first.
 func (s *Service) Due(ctx context.Context, now time.Time, limit int) ([]Outgoing, time.Time, error) {
@@ -137,11 +162,27 @@ func (s *Service) SendResult(ctx context.Context, o OutboxItem, externalID strin
 		if sendErr != nil && !errors.As(sendErr, &se) {
 			se = &SendError{Code: "send_failed", Message: sendErr.Error(), Temporary: true}
 		}
-		if se != nil && se.Temporary && cur.Attempts+1 < MaxSendAttempts {
-			cur.Attempts++
-			cur.LastError = se.Message
-			cur.NextAt = s.clock().Add(Backoff(cur.Attempts, se.RetryAfter))
+		now := s.clock()
+		if se != nil && se.Deferred {
+			cur.Sending = nil
+			cur.NextAt = now.Add(max(se.RetryAfter, 10*time.Millisecond))
 			return tx.Put(global(CollOutbox), cur.key(), cur)
+		}
+		if se != nil && se.Temporary {
+			if cur.QueuedAt.IsZero() {
+				cur.QueuedAt = now
+			}
+			deadline := cur.QueuedAt.Add(RetryWindow)
+			if now.Before(deadline) && cur.Attempts+1 < MaxSendAttempts {
+				cur.Attempts++
+				cur.LastError = se.Message
+				cur.Sending = nil
+				cur.NextAt = now.Add(RetryDelay(cur.Attempts, se.RetryAfter))
+				if cur.NextAt.After(deadline) {
+					cur.NextAt = deadline // one last try when the window ends
+				}
+				return tx.Put(global(CollOutbox), cur.key(), cur)
+			}
 		}
 		if err := tx.Delete(global(CollOutbox), cur.key()); err != nil {
 			return err
@@ -149,14 +190,52 @@ func (s *Service) SendResult(ctx context.Context, o OutboxItem, externalID strin
 		if se != nil {
 			return s.advance(tx, m, MsgFailed, &MessageError{Code: se.Code, Message: se.Message})
 		}
-		if externalID != "" {
-			m.ExternalID = externalID
-			if err := tx.Put(tenantColl(o.TenantID, CollExternalIDs), o.ChannelID+"/"+externalID, m.ID); err != nil {
-				return err
-			}
+		if cur.Kind == OutboxRead {
+			return nil
 		}
-		return s.advance(tx, m, MsgSent, nil)
+		return s.linkExternal(tx, m, o.ChannelID, externalID, MsgSent)
 	})
+}
+
+// RetryDelay is the wait before retry n: Backoff with "equal jitter" (a
+// random point in its upper half), so messages that failed together
+// during a provider's outage do not all come back at the same instant. It
+// is never shorter than what the provider asked for.
+func RetryDelay(n int, retryAfter time.Duration) time.Duration {
+	d := Backoff(n, 0)
+	d = d/2 + rand.N(d/2+1)
+	if retryAfter > d {
+		d = retryAfter
+	}
+	return d
+}
+
+// BeginSend durably marks an outbox item as being handed to its provider,
+// just before the call. uncertain reports that an earlier attempt was
+// marked the same way and its outcome never recorded: the process stopped
+// mid-send, and the provider may or may not have the message. A settled
+// (absent) item answers not_found: there is nothing left to send.
+func (s *Service) BeginSend(ctx context.Context, o OutboxItem) (uncertain bool, err error) {
+	err = s.store.Update(ctx, func(tx Tx) error {
+		var cur OutboxItem
+		if err := tx.Get(global(CollOutbox), o.key(), &cur); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return notFound("outbox item")
+			}
+			return err
+		}
+		if cur.Sending != nil {
+			uncertain = true
+			return nil
+		}
+		now := s.clock()
+		cur.Sending = &now
+		if cur.QueuedAt.IsZero() {
+			cur.QueuedAt = now
+		}
+		return tx.Put(global(CollOutbox), cur.key(), cur)
+	})
+	return uncertain, err
 }
 
 // Backoff is the wait before retry n (1-based): exponential from 2 s,
@@ -191,11 +270,14 @@ func (s *Service) RetryMessage(ctx context.Context, p Principal, messageID strin
 		if err != nil {
 			return err
 		}
+		if err := checkReply(c, m.Text, s.clock()); err != nil {
+			return err
+		}
 		m.Status, m.Error, m.UpdatedAt = MsgPending, nil, s.clock()
 		if err := putMessage(tx, m); err != nil {
 			return err
 		}
-		item := OutboxItem{TenantID: p.Tenant.ID, MessageID: m.ID, ConversationID: m.ConversationID, ChannelID: c.Channel.ID, NextAt: s.clock()}
+		item := OutboxItem{TenantID: p.Tenant.ID, MessageID: m.ID, ConversationID: m.ConversationID, ChannelID: c.Channel.ID, NextAt: s.clock(), QueuedAt: s.clock()}
 		if err := tx.Put(global(CollOutbox), item.key(), item); err != nil {
 			return err
 		}
@@ -204,7 +286,7 @@ func (s *Service) RetryMessage(ctx context.Context, p Principal, messageID strin
 	if err == nil {
 		s.onOutbound()
 	}
-	return m, err
+	return s.presentMessage(p.Tenant.ID, m), err
 }
 
 // Sender hands one message to a provider. It returns the provider's id for

@@ -26,6 +26,9 @@ type Config struct {
 	// outbox worker can pick it up without waiting for its next poll.
 	OnOutbound func()
 	Logger     *slog.Logger
+	// ReadReceipts lists the channel types whose provider is told when an
+	// agent reads a conversation (see queueReadReceipt).
+	ReadReceipts []string
 }
 
 // Service applies OneBox's rules on top of a Store. Every method that
@@ -40,6 +43,10 @@ type Service struct {
 	publicURL  string
 	onOutbound func()
 	log        *slog.Logger
+
+	readReceipts map[string]bool
+	// mediaURLs signs media URLs when objects are shown (media.go).
+	mediaURLs MediaURLs
 }
 
 // NewService checks cfg and fills in defaults.
@@ -75,6 +82,10 @@ func NewService(cfg Config) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.readReceipts = make(map[string]bool, len(cfg.ReadReceipts))
+	for _, t := range cfg.ReadReceipts {
+		s.readReceipts[t] = true
+	}
 	return s, nil
 }
 
@@ -106,7 +117,7 @@ func tenantColl(tenant, name string) Collection { return Collection{Tenant: tena
 
 // emit appends an event carrying the whole object after the change.
 func (s *Service) emit(tx Tx, tenant, typ string, data any) error {
-	raw, err := json.Marshal(data)
+	raw, err := json.Marshal(s.present(tenant, data))
 	if err != nil {
 		return fmt.Errorf("encode %s event: %w", typ, err)
 	}
