@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -14,28 +15,53 @@ const sortableTime = "20060102T150405.000000000Z"
 // putConversation stores c, keeps the snooze index in step, and announces
 // the change.
 func (s *Service) putConversation(tx Tx, c Conversation, event string) error {
-	var old Conversation
-	err := tx.Get(tenantColl(c.TenantID, CollConversations), c.ID, &old)
-	if err != nil && ErrorCode(err) != CodeNotFound {
+	if err := s.indexSnooze(tx, c); err != nil {
 		return err
-	}
-	if err == nil && old.SnoozedUntil != nil {
-		if err := tx.Delete(global(CollSnoozeDue), snoozeKey(c.TenantID, c.ID, *old.SnoozedUntil)); err != nil {
-			return err
-		}
-	}
-	if c.Status == StatusSnoozed && c.SnoozedUntil != nil {
-		if err := tx.Put(global(CollSnoozeDue), snoozeKey(c.TenantID, c.ID, *c.SnoozedUntil), ""); err != nil {
-			return err
-		}
 	}
 	if c.Labels == nil {
 		c.Labels = []string{}
 	}
-	if err := tx.Put(tenantColl(c.TenantID, CollConversations), c.ID, c); err != nil {
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode conversation: %w", err)
+	}
+	if err := tx.Put(tenantColl(c.TenantID, CollConversations), c.ID, json.RawMessage(raw)); err != nil {
 		return err
 	}
-	return s.emit(tx, c.TenantID, event, c)
+	return s.emitEncoded(tx, c.TenantID, event, c, raw)
+}
+
+// indexSnooze keeps the due index in step with c. The conversation's
+// current due key sits in a small per-tenant index, so a write never has
+// to decode the previous conversation just to learn whether it was snoozed.
+func (s *Service) indexSnooze(tx Tx, c Conversation) error {
+	idx := tenantColl(c.TenantID, CollConvSnooze)
+	want := ""
+	if c.Status == StatusSnoozed && c.SnoozedUntil != nil {
+		want = snoozeKey(c.TenantID, c.ID, *c.SnoozedUntil)
+	}
+	var have string
+	if err := tx.Get(idx, c.ID, &have); err != nil && ErrorCode(err) != CodeNotFound {
+		return err
+	}
+	if have == want {
+		return nil
+	}
+	if have != "" {
+		if err := tx.Delete(global(CollSnoozeDue), have); err != nil {
+			return err
+		}
+		if err := tx.Delete(idx, c.ID); err != nil {
+			return err
+		}
+	}
+	if want == "" {
+		return nil
+	}
+	if err := tx.Put(global(CollSnoozeDue), want, ""); err != nil {
+		return err
+	}
+	return tx.Put(idx, c.ID, want)
 }
 
 func snoozeKey(tenant, conv string, at time.Time) string {

@@ -98,7 +98,7 @@ func (s *Service) echoOne(tx Tx, ch Channel, in Inbound) (Received, error) {
 		Author: Author{Type: EchoAuthor}, Kind: in.Kind, Text: in.Text, Media: in.Media,
 		Status: st, Error: e, ExternalID: in.ExternalID, CreatedAt: now, UpdatedAt: now,
 	}
-	if err := putMessage(tx, m); err != nil {
+	if _, err := putMessage(tx, m); err != nil {
 		return Received{}, err
 	}
 	if err := s.holdAttachments(tx, m); err != nil {

@@ -113,7 +113,8 @@ func (s *Service) receiveOne(tx Tx, ch Channel, in Inbound) (Received, error) {
 		Author: Author{Type: "contact", ID: contact.ID}, Kind: in.Kind, Text: in.Text, Media: in.Media,
 		Status: MsgReceived, ExternalID: in.ExternalID, CreatedAt: now, UpdatedAt: now,
 	}
-	if err := putMessage(tx, m); err != nil {
+	msgJSON, err := putMessage(tx, m)
+	if err != nil {
 		return Received{}, err
 	}
 	if err := s.holdAttachments(tx, m); err != nil {
@@ -131,9 +132,9 @@ func (s *Service) receiveOne(tx Tx, ch Channel, in Inbound) (Received, error) {
 		if err := s.putConversation(tx, conv, EventConversationCreated); err != nil {
 			return Received{}, err
 		}
-		return Received{Message: m}, s.emit(tx, tenant, EventMessageCreated, m)
+		return Received{Message: m}, s.emitEncoded(tx, tenant, EventMessageCreated, m, msgJSON)
 	}
-	if err := s.emit(tx, tenant, EventMessageCreated, m); err != nil {
+	if err := s.emitEncoded(tx, tenant, EventMessageCreated, m, msgJSON); err != nil {
 		return Received{}, err
 	}
 	return Received{Message: m}, s.putConversation(tx, conv, EventConversationUpdated)
@@ -260,7 +261,7 @@ func (s *Service) advance(tx Tx, m Message, next MessageStatus, e *MessageError)
 		m.Error = nil
 	}
 	m.UpdatedAt = s.clock()
-	if err := putMessage(tx, m); err != nil {
+	if _, err := putMessage(tx, m); err != nil {
 		return err
 	}
 	if err := s.emit(tx, m.TenantID, EventMessageUpdated, m); err != nil {

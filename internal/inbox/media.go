@@ -260,6 +260,19 @@ func (s *Service) presentConversation(c Conversation) Conversation {
 	return c
 }
 
+// needsPresenting reports whether present would change data.
+func needsPresenting(data any) bool {
+	switch v := data.(type) {
+	case Message:
+		return v.Media != nil || v.Product != nil
+	case Conversation:
+		return v.LastMessage != nil && (v.LastMessage.Media != nil || v.LastMessage.Product != nil)
+	case Product:
+		return v.Image != nil
+	}
+	return false
+}
+
 // present prepares an event's data for the apps.
 func (s *Service) present(tenant string, data any) any {
 	if s.mediaURLs == nil {

@@ -2,7 +2,9 @@ package inbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -12,11 +14,17 @@ import (
 func messageKey(convID, msgID string) string { return convID + "/" + msgID }
 
 // putMessage stores m and its id index.
-func putMessage(tx Tx, m Message) error {
-	if err := tx.Put(tenantColl(m.TenantID, CollMessages), messageKey(m.ConversationID, m.ID), m); err != nil {
-		return err
+// putMessage stores m and its id index, returning m's encoding so the
+// event that announces it need not encode it again.
+func putMessage(tx Tx, m Message) (json.RawMessage, error) {
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode message: %w", err)
 	}
-	return tx.Put(tenantColl(m.TenantID, CollMessageIndex), m.ID, m.ConversationID)
+	if err := tx.Put(tenantColl(m.TenantID, CollMessages), messageKey(m.ConversationID, m.ID), json.RawMessage(raw)); err != nil {
+		return nil, err
+	}
+	return raw, tx.Put(tenantColl(m.TenantID, CollMessageIndex), m.ID, m.ConversationID)
 }
 
 func messageOf(tx Tx, tenant, id string) (Message, error) {
@@ -139,7 +147,8 @@ func (s *Service) SendMessage(ctx context.Context, p Principal, convID string, d
 		if d.Private {
 			m.Kind, m.Private, m.Status = KindNote, true, MsgSent
 		}
-		if err := putMessage(tx, m); err != nil {
+		msgJSON, err := putMessage(tx, m)
+		if err != nil {
 			return err
 		}
 		if err := s.holdAttachments(tx, m); err != nil {
@@ -154,7 +163,7 @@ func (s *Service) SendMessage(ctx context.Context, p Principal, convID string, d
 				return err
 			}
 		}
-		if err := s.emit(tx, p.Tenant.ID, EventMessageCreated, m); err != nil {
+		if err := s.emitEncoded(tx, p.Tenant.ID, EventMessageCreated, m, msgJSON); err != nil {
 			return err
 		}
 		OnOutbound(&c, m)

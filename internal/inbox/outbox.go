@@ -274,7 +274,7 @@ func (s *Service) RetryMessage(ctx context.Context, p Principal, messageID strin
 			return err
 		}
 		m.Status, m.Error, m.UpdatedAt = MsgPending, nil, s.clock()
-		if err := putMessage(tx, m); err != nil {
+		if _, err := putMessage(tx, m); err != nil {
 			return err
 		}
 		item := OutboxItem{TenantID: p.Tenant.ID, MessageID: m.ID, ConversationID: m.ConversationID, ChannelID: c.Channel.ID, NextAt: s.clock(), QueuedAt: s.clock()}

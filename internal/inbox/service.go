@@ -124,6 +124,16 @@ func (s *Service) emit(tx Tx, tenant, typ string, data any) error {
 	return tx.Append(tenant, &Event{Type: typ, At: s.clock(), Data: raw})
 }
 
+// emitEncoded is emit for data whose stored encoding is at hand: when the
+// apps' view of it is the stored record (no attachment URLs to sign), the
+// same bytes serve the event, sparing the commit path a second encoding.
+func (s *Service) emitEncoded(tx Tx, tenant, typ string, data any, stored json.RawMessage) error {
+	if stored == nil || needsPresenting(data) && s.mediaURLs != nil {
+		return s.emit(tx, tenant, typ, data)
+	}
+	return tx.Append(tenant, &Event{Type: typ, At: s.clock(), Data: stored})
+}
+
 // getIn loads a tenant record, reporting a missing one as "<what> not found".
 func getIn(tx Tx, tenant, coll, id, what string, v any) error {
 	if id == "" {

@@ -146,7 +146,7 @@ func (s *Service) linkExternal(tx Tx, m Message, channelID, externalID string, n
 // saveUpdated stores a changed message, announces it, and refreshes the
 // conversation's preview when it is the conversation's last message.
 func (s *Service) saveUpdated(tx Tx, m Message) error {
-	if err := putMessage(tx, m); err != nil {
+	if _, err := putMessage(tx, m); err != nil {
 		return err
 	}
 	if err := s.emit(tx, m.TenantID, EventMessageUpdated, m); err != nil {

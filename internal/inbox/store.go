@@ -32,6 +32,7 @@ const (
 	CollContactHandle = "contact_handle" // channel id + "/" + handle -> contact id
 	CollConversations = "conversations"  // conversation id -> Conversation
 	CollContactConv   = "contact_conv"   // contact id -> conversation id
+	CollConvSnooze    = "conv_snooze"    // conversation id -> its key in the global snooze_due index
 	CollMessages      = "messages"       // conversation id + "/" + message id -> Message
 	CollMessageIndex  = "message_index"  // message id -> conversation id
 	CollClientIDs     = "client_ids"     // client id -> message id
