@@ -18,31 +18,7 @@ const EchoAuthor = "system"
 // appears in the conversation as an outbound message. In each Inbound,
 // ContactHandle and ContactName are the customer's.
 func (s *Service) RecordEchoes(ctx context.Context, channelID string, batch []Inbound) ([]Received, error) {
-	for i := range batch {
-		if err := cleanInbound(&batch[i]); err != nil {
-			return nil, err
-		}
-	}
-	var out []Received
-	err := s.store.Update(ctx, func(tx Tx) error {
-		out = out[:0]
-		ch, err := channelIn(tx, channelID)
-		if err != nil {
-			return err
-		}
-		for _, in := range batch {
-			r, err := s.echoOne(tx, ch, in)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return s.storeBatch(ctx, channelID, batch, s.echoOne)
 }
 
 func (s *Service) echoOne(tx Tx, ch Channel, in Inbound) (Received, error) {

@@ -34,6 +34,13 @@ type Received struct {
 // transaction: a webhook is acknowledged only when all it carried is on
 // disk, and a provider's redelivery is recognised by its message id.
 func (s *Service) Receive(ctx context.Context, channelID string, batch []Inbound) ([]Received, error) {
+	return s.storeBatch(ctx, channelID, batch, s.receiveOne)
+}
+
+// storeBatch cleans a channel's batch and stores it in one transaction, each
+// item through one; any failure stores nothing of the batch.
+func (s *Service) storeBatch(ctx context.Context, channelID string, batch []Inbound,
+	one func(Tx, Channel, Inbound) (Received, error)) ([]Received, error) {
 	for i := range batch {
 		if err := cleanInbound(&batch[i]); err != nil {
 			return nil, err
@@ -47,7 +54,7 @@ func (s *Service) Receive(ctx context.Context, channelID string, batch []Inbound
 			return err
 		}
 		for _, in := range batch {
-			r, err := s.receiveOne(tx, ch, in)
+			r, err := one(tx, ch, in)
 			if err != nil {
 				return err
 			}
