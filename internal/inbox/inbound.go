@@ -268,22 +268,7 @@ func (s *Service) advance(tx Tx, m Message, next MessageStatus, e *MessageError)
 		m.Error = nil
 	}
 	m.UpdatedAt = s.clock()
-	if _, err := putMessage(tx, m); err != nil {
-		return err
-	}
-	if err := s.emit(tx, m.TenantID, EventMessageUpdated, m); err != nil {
-		return err
-	}
-	c, err := s.conversationOf(tx, m.TenantID, m.ConversationID)
-	if err != nil {
-		return err
-	}
-	if c.LastMessage == nil || c.LastMessage.ID != m.ID {
-		return nil
-	}
-	mm := m
-	c.LastMessage = &mm
-	return s.putConversation(tx, c, EventConversationUpdated)
+	return s.saveUpdated(tx, m)
 }
 
 func decode[T any](raw []byte) (T, error) {

@@ -146,10 +146,11 @@ func (s *Service) linkExternal(tx Tx, m Message, channelID, externalID string, n
 // saveUpdated stores a changed message, announces it, and refreshes the
 // conversation's preview when it is the conversation's last message.
 func (s *Service) saveUpdated(tx Tx, m Message) error {
-	if _, err := putMessage(tx, m); err != nil {
+	raw, err := putMessage(tx, m)
+	if err != nil {
 		return err
 	}
-	if err := s.emit(tx, m.TenantID, EventMessageUpdated, m); err != nil {
+	if err := s.emitEncoded(tx, m.TenantID, EventMessageUpdated, m, raw); err != nil {
 		return err
 	}
 	c, err := s.conversationOf(tx, m.TenantID, m.ConversationID)
