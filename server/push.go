@@ -57,7 +57,7 @@ func newPush(ctx context.Context, cfg config, svc *inbox.Service, live inbox.Liv
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
+	if !ok && !cfg.Demo {
 		log.Warn("push: set ONEBOX_VAPID_SUBJECT (mailto: or https:) or an https ONEBOX_PUBLIC_URL; some push services refuse the placeholder", "subject", subject)
 	}
 	wp, err := webpush.New(webpush.Config{Keys: keys, Subject: subject, Hosts: cfg.Push.Hosts, Logger: log})
