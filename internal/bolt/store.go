@@ -349,8 +349,9 @@ func (s *Store) commit(batch []*request) {
 	}()
 	results := make([]error, len(taken))
 	var events []inbox.Event
+	buckets := make(map[string]*bbolt.Bucket)
 	for i, r := range taken {
-		t := &tx{btx: btx, writable: true}
+		t := &tx{btx: btx, writable: true, buckets: buckets}
 		results[i] = s.run(t, r.fn)
 		if results[i] == nil {
 			events = append(events, t.events...)

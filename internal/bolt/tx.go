@@ -33,7 +33,11 @@ func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) 
 // tx share one bbolt.Tx; each keeps its own undo log and events so it can be
 // backed out or published on its own. A tx is not safe for concurrent use.
 type tx struct {
-	btx      *bbolt.Tx
+	btx *bbolt.Tx
+	// buckets caches nested bucket handles for the life of btx (shared by
+	// every tx of a batch): each lookup is a B-tree search, and a write
+	// touches the same few buckets again and again.
+	buckets  map[string]*bbolt.Bucket
 	writable bool
 	done     bool
 	undo     []undoEntry
@@ -80,14 +84,26 @@ func scope(c inbox.Collection) (top, sub []byte, err error) {
 // readBucket returns nil when the bucket does not exist yet, which readers
 // treat as empty: reads never create buckets.
 func (t *tx) readBucket(top, sub []byte) *bbolt.Bucket {
+	if b, ok := t.buckets[bucketKey(top, sub)]; ok {
+		return b
+	}
 	b := t.btx.Bucket(top)
 	if b == nil {
 		return nil
 	}
-	return b.Bucket(sub)
+	nb := b.Bucket(sub)
+	if nb != nil && t.buckets != nil {
+		t.buckets[bucketKey(top, sub)] = nb
+	}
+	return nb
 }
 
+func bucketKey(top, sub []byte) string { return string(top) + "\x00" + string(sub) }
+
 func (t *tx) writeBucket(top, sub []byte) (*bbolt.Bucket, error) {
+	if b, ok := t.buckets[bucketKey(top, sub)]; ok {
+		return b, nil
+	}
 	b, err := t.btx.CreateBucketIfNotExists(top)
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %q: %w", top, err)
@@ -95,6 +111,9 @@ func (t *tx) writeBucket(top, sub []byte) (*bbolt.Bucket, error) {
 	nb, err := b.CreateBucketIfNotExists(sub)
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %q/%q: %w", top, sub, err)
+	}
+	if t.buckets != nil {
+		t.buckets[bucketKey(top, sub)] = nb
 	}
 	return nb, nil
 }
