@@ -25,6 +25,9 @@ type config struct {
 	Origins       []string
 	// Push is read by parsePush (push.go).
 	Push pushConfig
+	// SecretKey (ONEBOX_SECRET_KEY) seals channel secrets in the store;
+	// empty uses <data>/secret.key (server/privacy.go).
+	SecretKey string
 }
 
 func envOr(key, def string) string {
@@ -41,6 +44,7 @@ func parseServe(args []string, stderr io.Writer) (config, error) {
 		Data:          envOr("ONEBOX_DATA", "./data"),
 		PublicURL:     os.Getenv("ONEBOX_PUBLIC_URL"),
 		OperatorToken: os.Getenv("ONEBOX_OPERATOR_TOKEN"),
+		SecretKey:     os.Getenv("ONEBOX_SECRET_KEY"),
 		LogLevel:      envOr("ONEBOX_LOG_LEVEL", "info"),
 		MaxBody:       1 << 20,
 		MaxUpload:     16 << 20,

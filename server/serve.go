@@ -81,6 +81,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := sealSecrets(ctx, svc, store, cfg); err != nil {
+		return err
+	}
 
 	mediaStore, err := media.New(ctx, media.Config{
 		Dir: filepath.Join(cfg.Data, "media"), Service: svc, PublicURL: cfg.PublicURL,
@@ -90,6 +93,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	svc.SetMediaURLs(mediaStore.SignURLs)
+	eraser, err := newEraser(svc, store, mediaStore, log)
+	if err != nil {
+		return err
+	}
 
 	pusher, err := newPush(ctx, cfg, svc, h, pushFeed, reg, log)
 	if err != nil {
@@ -165,6 +172,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return jobs.Every(ctx, "clean up unused media", time.Hour, log, mediaStore.Cleanup)
 	})
 	background("demo-receipts", demoSender.Run)
+	background("erasure", eraser.Run)
+	background("retention", func(ctx context.Context) error {
+		return jobs.Every(ctx, "purge data past retention", time.Hour, log, purgeExpired(svc, log))
+	})
 	if cfg.Demo {
 		sim := demo.NewSimulator(demo.SimulatorConfig{Service: svc, Logger: log})
 		background("demo-customers", sim.Run)

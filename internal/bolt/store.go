@@ -58,7 +58,12 @@ type Options struct {
 // concurrent use, but must not be called from inside an Update or View fn:
 // an Update from inside an Update deadlocks on the single committer.
 type Store struct {
-	db      *bbolt.DB
+	db    *bbolt.DB
+	path  string
+	bopts *bbolt.Options
+	// dbMu lets Compact swap db: reads and commits hold it shared, Compact
+	// exclusively.
+	dbMu    sync.RWMutex
 	pub     inbox.Publisher
 	log     *slog.Logger
 	max     int
@@ -105,7 +110,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open store: create directory: %w", err)
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+	bopts := &bbolt.Options{
 		Timeout: time.Second,
 		NoSync:  false, // Update promises durability; never trade it away.
 		// Not writing the freelist on every commit cuts the pages each fsync
@@ -114,7 +119,8 @@ func Open(path string, opts Options) (*Store, error) {
 		// allocation cheap as the file grows.
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
-	})
+	}
+	db, err := bbolt.Open(path, 0o600, bopts)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: database is locked by another process? (%w)", path, err)
 	}
@@ -123,6 +129,8 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		db:      db,
+		path:    path,
+		bopts:   bopts,
 		pub:     opts.Publisher,
 		log:     opts.Logger,
 		max:     opts.MaxBatch,
@@ -202,6 +210,8 @@ func (s *Store) View(ctx context.Context, fn func(inbox.Tx) error) error {
 	if s.isClosed() {
 		return ErrClosed
 	}
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
 	return s.db.View(func(btx *bbolt.Tx) error {
 		t := &tx{btx: btx}
 		defer t.finish()
@@ -277,6 +287,8 @@ func (s *Store) Close() error {
 		<-s.done
 		close(s.pubq)
 		<-s.pubDone
+		s.dbMu.Lock()
+		defer s.dbMu.Unlock()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("close store: %w", err)
 		}
@@ -329,6 +341,15 @@ func (s *Store) commit(batch []*request) {
 	}
 
 	start := time.Now()
+	// Held for the bbolt transaction only: publishing below may wait on a
+	// reader, and readers wait while Compact waits for this lock.
+	s.dbMu.RLock()
+	locked := true
+	defer func() {
+		if locked {
+			s.dbMu.RUnlock()
+		}
+	}()
 	btx, err := s.db.Begin(true)
 	if err != nil {
 		answerAll(taken, fmt.Errorf("begin: %w", err))
@@ -368,7 +389,10 @@ func (s *Store) commit(batch []*request) {
 		}
 	}
 	finished = true
-	if err := btx.Commit(); err != nil {
+	err = btx.Commit()
+	locked = false
+	s.dbMu.RUnlock()
+	if err != nil {
 		s.log.Error("bolt: commit failed", "err", err, "batch", len(taken))
 		answerAll(taken, fmt.Errorf("commit: %w", err))
 		return

@@ -217,6 +217,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	p.IP = c.IP()
 	c.Locals(keyPrincipal, p)
 	return c.Next()
 }

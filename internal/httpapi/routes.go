@@ -86,6 +86,13 @@ func (s *Server) routes() []route {
 		{"POST", "/webhooks/sms/:channel_id", public, s.webhookSMSReceive},
 		{"POST", "/webhooks/meta/:channel_id/data-deletion", public, s.webhookMetaDataDeletion},
 
+		{"GET", "/api/v1/audit", admin, s.auditList},
+		{"GET", "/api/v1/settings/retention", admin, s.settingsRetentionGet},
+		{"PUT", "/api/v1/settings/retention", admin, s.settingsRetentionUpdate},
+		{"DELETE", "/api/v1/contacts/:id", admin, s.contactErase},
+		{"GET", "/api/v1/contacts/:id/export", admin, s.contactExport},
+		{"GET", "/privacy/deletion/:code", public, s.privacyDeletionStatus},
+
 		{"GET", "/healthz", public, s.healthz},
 		{"GET", "/readyz", public, s.readyz},
 		{"GET", "/metrics", public, s.metricsGet},

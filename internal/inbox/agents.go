@@ -314,8 +314,14 @@ func (s *Service) CreateAgent(ctx context.Context, p Principal, in NewAgent) (Ag
 		if err := s.putAgent(tx, a); err != nil {
 			return err
 		}
+		if err := s.audit(tx, p, AuditAgentCreated, "agent", a.ID); err != nil {
+			return err
+		}
 		key, raw, err = s.issueKey(tx, a, now)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.audit(tx, p, AuditKeyIssued, "key", key.ID)
 	})
 	if err != nil {
 		return Agent{}, AccessKey{}, "", fmt.Errorf("create agent: %w", err)
@@ -384,7 +390,10 @@ func (s *Service) IssueKey(ctx context.Context, p Principal, agentID string) (Ac
 			return Errorf(CodeConflict, "the agent is deactivated")
 		}
 		key, raw, err = s.issueKey(tx, a, s.clock())
-		return err
+		if err != nil {
+			return err
+		}
+		return s.audit(tx, p, AuditKeyIssued, "key", key.ID)
 	})
 	if err != nil {
 		return AccessKey{}, "", err
@@ -409,6 +418,9 @@ func (s *Service) RevokeKey(ctx context.Context, p Principal, agentID, keyID str
 		k := r.key(p.Tenant.ID)
 		if k.AgentID != agentID {
 			return notFound("key")
+		}
+		if err := s.audit(tx, p, AuditKeyRevoked, "key", k.ID); err != nil {
+			return err
 		}
 		return s.revokeKey(tx, k)
 	})
@@ -497,6 +509,9 @@ func (s *Service) DeactivateAgent(ctx context.Context, p Principal, agentID stri
 		}
 		if !a.Active {
 			return nil
+		}
+		if err := s.audit(tx, p, AuditAgentDeactivated, "agent", agentID); err != nil {
+			return err
 		}
 		a.Active = false
 		return s.putAgent(tx, a)

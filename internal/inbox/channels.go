@@ -75,7 +75,10 @@ func (s *Service) CreateChannel(ctx context.Context, p Principal, typ, name stri
 	}
 	c := Channel{ID: s.newID(), TenantID: p.Tenant.ID, Type: typ, Name: name, Config: cfg, CreatedAt: s.clock()}
 	err = s.store.Update(ctx, func(tx Tx) error {
-		if err := tx.Put(tenantColl(c.TenantID, CollChannels), c.ID, storedChannel(c)); err != nil {
+		if err := tx.Put(tenantColl(c.TenantID, CollChannels), c.ID, s.storedChannel(c)); err != nil {
+			return err
+		}
+		if err := s.audit(tx, p, AuditChannelCreated, "channel", c.ID); err != nil {
 			return err
 		}
 		return tx.Put(global(CollChannelHome), c.ID, c.TenantID)
@@ -91,10 +94,11 @@ func (s *Service) CreateChannel(ctx context.Context, p Principal, typ, name stri
 // the API's JSON, which never shows secrets.
 type channelRecord struct {
 	Channel
-	Config map[string]string `json:"config"`
+	Config map[string]string `json:"config,omitempty"`
+	// Sealed is the config encrypted with the server key (secrets.go),
+	// which replaces Config when the server has one.
+	Sealed string `json:"sealed_config,omitempty"`
 }
-
-func storedChannel(c Channel) channelRecord { return channelRecord{Channel: c, Config: c.Config} }
 
 func (r channelRecord) channel(tenant string) Channel {
 	c := r.Channel
@@ -138,6 +142,9 @@ func (s *Service) DeleteChannel(ctx context.Context, p Principal, id string) err
 		if err := tx.Delete(tenantColl(p.Tenant.ID, CollChannels), id); err != nil {
 			return err
 		}
+		if err := s.audit(tx, p, AuditChannelDeleted, "channel", id); err != nil {
+			return err
+		}
 		return tx.Delete(global(CollChannelHome), id)
 	})
 }
@@ -147,13 +154,13 @@ func (s *Service) ChannelByID(ctx context.Context, id string) (Channel, error) {
 	var c Channel
 	err := s.store.View(ctx, func(tx Tx) error {
 		var err error
-		c, err = channelIn(tx, id)
+		c, err = s.channelIn(tx, id)
 		return err
 	})
 	return c, err
 }
 
-func channelIn(tx Tx, id string) (Channel, error) {
+func (s *Service) channelIn(tx Tx, id string) (Channel, error) {
 	var tenant string
 	if err := tx.Get(global(CollChannelHome), id, &tenant); err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -165,7 +172,7 @@ func channelIn(tx Tx, id string) (Channel, error) {
 	if err := getIn(tx, tenant, CollChannels, id, "channel", &r); err != nil {
 		return Channel{}, err
 	}
-	return r.channel(tenant), nil
+	return s.openChannel(r, tenant)
 }
 
 // ChannelsOfType lists every channel of a type across tenants, for workers
@@ -181,7 +188,7 @@ func (s *Service) ChannelsOfType(ctx context.Context, typ string) ([]Channel, er
 			return err
 		}
 		for _, id := range ids {
-			c, err := channelIn(tx, id)
+			c, err := s.channelIn(tx, id)
 			if err != nil {
 				return err
 			}

@@ -49,7 +49,7 @@ func (s *Service) storeBatch(ctx context.Context, channelID string, batch []Inbo
 	var out []Received
 	err := s.store.Update(ctx, func(tx Tx) error {
 		out = out[:0]
-		ch, err := channelIn(tx, channelID)
+		ch, err := s.channelIn(tx, channelID)
 		if err != nil {
 			return err
 		}
@@ -220,7 +220,7 @@ type StatusReport struct {
 // within PendingStatusTTL (statuses.go); status only moves forward.
 func (s *Service) ReportStatus(ctx context.Context, channelID string, reports []StatusReport) error {
 	return s.store.Update(ctx, func(tx Tx) error {
-		ch, err := channelIn(tx, channelID)
+		ch, err := s.channelIn(tx, channelID)
 		if err != nil {
 			return err
 		}

@@ -127,7 +127,7 @@ func (s *Service) outgoing(tx Tx, o OutboxItem) (Outgoing, error) {
 		return g, ignoreNotFound(err)
 	}
 	g.Contact.TenantID = o.TenantID
-	if ch, err := channelIn(tx, o.ChannelID); err == nil && ch.TenantID == o.TenantID {
+	if ch, err := s.channelIn(tx, o.ChannelID); err == nil && ch.TenantID == o.TenantID {
 		g.Channel = ch
 	}
 	return g, nil

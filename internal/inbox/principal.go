@@ -7,6 +7,9 @@ type Principal struct {
 	Tenant  Tenant
 	Agent   Agent
 	Session Session
+	// IP is the client address the call came from, recorded in the audit
+	// log; the HTTP layer sets it.
+	IP string
 }
 
 // IsAdmin reports whether the principal holds the admin role.

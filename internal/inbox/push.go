@@ -620,6 +620,9 @@ func (s *Service) SetPushSettings(ctx context.Context, p Principal, ps PushSetti
 		return PushSettings{}, err
 	}
 	err := s.store.Update(ctx, func(tx Tx) error {
+		if err := s.audit(tx, p, AuditPushSettingsSaved, "settings", "push"); err != nil {
+			return err
+		}
 		return tx.Put(tenantColl(p.Tenant.ID, CollPushSettings), settingPushKey, ps)
 	})
 	if err != nil {

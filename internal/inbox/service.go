@@ -47,6 +47,11 @@ type Service struct {
 	readReceipts map[string]bool
 	// mediaURLs signs media URLs when objects are shown (media.go).
 	mediaURLs MediaURLs
+	// onErasure wakes the erasure runner (erasure.go).
+	onErasure func()
+	// secrets seals channel configs at rest (secrets.go); nil stores them
+	// as they are.
+	secrets *secretBox
 }
 
 // NewService checks cfg and fills in defaults.
