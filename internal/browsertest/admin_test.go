@@ -12,7 +12,8 @@ import (
 // TestAdminKeyAndRevocation: an admin adds an agent in the admin screen and
 // reads the key shown once; the agent signs in with it on another device;
 // when the admin revokes the key, the agent's app returns to sign-in and
-// drops the tenant's cached data.
+// drops the tenant's cached data. A second key works until the admin
+// deactivates the agent.
 func TestAdminKeyAndRevocation(t *testing.T) {
 	e := needBrowser(t)
 	srv := startServer(t, e)
@@ -68,5 +69,39 @@ func TestAdminKeyAndRevocation(t *testing.T) {
 	waitJS(t, agent, fmt.Sprintf(`indexedDB.databases().then(l => !l.some(d => d.name === %q))`, tenantDB), 3*time.Second)
 	if eval[bool](t, agent, `(async () => { const { loadSession } = await import("/js/db.js"); return !!(await loadSession()); })()`) {
 		t.Error("the revoked session is still stored")
+	}
+
+	// The admin issues Amara another key; she signs in with it. Then the
+	// admin deactivates her: her app returns to sign-in again.
+	waitJS(t, admin, `!document.getElementById("dialog").open`, 3*time.Second)
+	amara := `[...document.querySelectorAll(".admin-item")].find(li => li.textContent.includes("Amara Okafor"))`
+	waitJS(t, admin, `!!`+amara+`?.querySelector("[data-act=issue]")`, 5*time.Second)
+	eval[bool](t, admin, amara+`.querySelector("[data-act=issue]").click() || true`)
+	waitJS(t, admin, `document.getElementById("dialog").open && !!document.querySelector("#secret")`, 5*time.Second)
+	key2 := eval[string](t, admin, `document.querySelector("#secret").value`)
+	if key2 == key || !strings.HasPrefix(key2, "obx_") {
+		t.Fatalf("second key shown = %q", key2)
+	}
+	do(t, admin, chromedp.KeyEvent("\x1b"))
+	waitJS(t, admin, `!document.getElementById("dialog").open`, 3*time.Second)
+	signInUI(t, agent, srv.base, key2)
+	waitJS(t, agent, `document.getElementById("conn").dataset.state === "connected"`, 10*time.Second)
+
+	eval[bool](t, admin, amara+`.querySelector("[data-act=deactivate]").click() || true`)
+	waitJS(t, admin, `document.getElementById("dialog").open`, 3*time.Second)
+	do(t, admin, chromedp.Click(chromedp.CSS(`#dialog button[value=ok]`)))
+	waitJS(t, agent, `!document.getElementById("signin").hidden && document.getElementById("main").hidden`, 5*time.Second)
+	waitJS(t, admin, `!!`+amara+` && `+amara+`.textContent.includes("deactivated") && !`+amara+`.querySelector("[data-act=deactivate]")`, 5*time.Second)
+	var list struct {
+		Agents []struct {
+			Name   string
+			Active bool
+		}
+	}
+	srv.call("GET", "/api/v1/agents", tn.adminToken, nil, &list, 200)
+	for _, a := range list.Agents {
+		if a.Name == "Amara Okafor" && a.Active {
+			t.Error("Amara is still active on the server")
+		}
 	}
 }

@@ -1,7 +1,9 @@
 // Package browsertest drives the agent app in a real headless Chromium
 // against the real server binary (real bbolt directory, real HTTP and
-// WebSockets on 127.0.0.1). Customers are played through the operator's
-// inbound endpoint; replies go out on the demo channel, whose simulated
+// WebSockets on 127.0.0.1). Customers write in through an SMS channel whose
+// gateway is a loopback stand-in (gateway_test.go: signed webhooks in, sends
+// counted and checked, statuses reported by signed callbacks), or through
+// the operator's inbound endpoint on the demo channel, whose simulated
 // phones report delivered and read.
 package browsertest
 
@@ -129,10 +131,11 @@ type server struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	log  *bytes.Buffer
+	env  []string // extra environment, such as allowed push hosts
 	mu   sync.Mutex
 }
 
-func startServer(t *testing.T, e *env) *server {
+func startServer(t *testing.T, e *env, extraEnv ...string) *server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -140,7 +143,7 @@ func startServer(t *testing.T, e *env) *server {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	s := &server{t: t, bin: e.bin, dir: t.TempDir(), addr: addr, base: "http://" + addr, log: &bytes.Buffer{}}
+	s := &server{t: t, bin: e.bin, dir: t.TempDir(), addr: addr, base: "http://" + addr, log: &bytes.Buffer{}, env: extraEnv}
 	s.start()
 	t.Cleanup(func() {
 		s.stop()
@@ -168,6 +171,7 @@ func (s *server) start() {
 	s.t.Helper()
 	cmd := exec.Command(s.bin, "serve", "--addr", s.addr, "--data", s.dir, "--log-level", "warn")
 	cmd.Env = append(os.Environ(), "ONEBOX_OPERATOR_TOKEN="+operatorToken, "ONEBOX_PUBLIC_URL="+s.base)
+	cmd.Env = append(cmd.Env, s.env...)
 	cmd.Stdout = lockedWriter{&s.mu, s.log}
 	cmd.Stderr = lockedWriter{&s.mu, s.log}
 	if err := cmd.Start(); err != nil {
@@ -250,6 +254,7 @@ func (s *server) call(method, path, token string, body, out any, want int) {
 // demo channel customers write in on.
 type tenant struct {
 	id, adminKey, adminToken, adminID, channelID string
+	smsID                                        string // set by withSMS
 }
 
 func (s *server) newTenant(name string) tenant {
@@ -313,6 +318,14 @@ func (s *server) messages(token, conv string) []message {
 // (isolated storage, as another person's device) is made when isolated.
 func tab(t *testing.T, e *env, isolated bool) context.Context {
 	t.Helper()
+	ctx, _ := closableTab(t, e, isolated)
+	return ctx
+}
+
+// closableTab is tab with a function that closes it, as a person closes
+// the app.
+func closableTab(t *testing.T, e *env, isolated bool) (context.Context, context.CancelFunc) {
+	t.Helper()
 	var opts []chromedp.ContextOption
 	if isolated {
 		opts = append(opts, chromedp.WithNewBrowserContext())
@@ -342,7 +355,7 @@ func tab(t *testing.T, e *env, isolated bool) context.Context {
 			t.Errorf("uncaught exception in the page: %s", e)
 		}
 	})
-	return ctx
+	return ctx, cancel
 }
 
 func do(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {

@@ -13,11 +13,14 @@ import (
 
 // TestInstallableSignInLiveReply covers the main path: the app is
 // installable, an agent signs in, a customer's message appears live, and a
-// reply from the composer reaches the channel with its ticks advancing.
+// reply from the composer reaches the SMS gateway with its ticks advancing
+// as the gateway's signed status callbacks arrive.
 func TestInstallableSignInLiveReply(t *testing.T) {
 	e := needBrowser(t)
 	srv := startServer(t, e)
 	tn := srv.newTenant("Acme")
+	gw := newGateway(t)
+	srv.withSMS(&tn, gw)
 	ctx := tab(t, e, false)
 
 	signInUI(t, ctx, srv.base, tn.adminKey)
@@ -31,13 +34,14 @@ func TestInstallableSignInLiveReply(t *testing.T) {
 		t.Errorf("installability error: %s %v", ie.ErrorID, ie.ErrorArguments)
 	}
 
-	// A customer writes in while the inbox is open.
+	// A customer texts in while the inbox is open.
+	waitJS(t, ctx, `document.getElementById("conn").dataset.state === "connected"`, 10*time.Second)
 	start := time.Now()
-	conv := srv.customer(tn, "+4915100000001", "Lena Schmidt", "Hello, where is my parcel?")
+	conv := srv.smsCustomer(tn, "+4915100000001", "Hello, where is my parcel?")
 	waitJS(t, ctx, fmt.Sprintf(`!!document.querySelector(%q)`, convRow(conv)), time.Second)
-	t.Logf("customer message shown %v after the webhook", time.Since(start))
+	t.Logf("customer message shown %v after the signed webhook", time.Since(start))
 	row := eval[string](t, ctx, fmt.Sprintf(`document.querySelector(%q).innerText`, convRow(conv)))
-	if !strings.Contains(row, "Lena Schmidt") || !strings.Contains(row, "where is my parcel") {
+	if !strings.Contains(row, "+4915100000001") || !strings.Contains(row, "where is my parcel") {
 		t.Errorf("row = %q", row)
 	}
 	if n := eval[string](t, ctx, fmt.Sprintf(`document.querySelector(%q + " .badge").textContent`, convRow(conv))); n != "1" {
@@ -59,12 +63,27 @@ func TestInstallableSignInLiveReply(t *testing.T) {
 	// Reading it clears the unread count on the server.
 	waitJS(t, ctx, fmt.Sprintf(`!document.querySelector(%q + " .badge")`, convRow(conv)), 3*time.Second)
 
-	do(t, ctx, chromedp.SendKeys(chromedp.ID("text"), "Your parcel left our warehouse this morning."), chromedp.KeyEvent("\r"))
+	const reply = "Your parcel left our warehouse this morning."
+	do(t, ctx, chromedp.SendKeys(chromedp.ID("text"), reply), chromedp.KeyEvent("\r"))
 	waitJS(t, ctx, `[...document.querySelectorAll("#msg-list li.msg.out")].some(li => li.textContent.includes("left our warehouse"))`, 2*time.Second)
-	seen := map[string]bool{}
-	for _, st := range []string{"sent", "delivered", "read"} {
-		waitJS(t, ctx, fmt.Sprintf(`[...document.querySelectorAll("#msg-list li.msg.out")].some(li => li.dataset.status === %q && li.querySelector(".tick-%s"))`, st, st), 10*time.Second)
-		seen[st] = true
+	sms := gw.waitSent(reply, 10*time.Second)
+	if sms.To != "+4915100000001" || sms.From != smsNumber {
+		t.Errorf("gateway got from %q to %q", sms.From, sms.To)
+	}
+	tick := func(st string) string {
+		return fmt.Sprintf(`[...document.querySelectorAll("#msg-list li.msg.out")].some(li => li.dataset.status === %q && li.querySelector(".tick-%s"))`, st, st)
+	}
+	// Accepted by the gateway: sent. Then the handset's reports.
+	waitJS(t, ctx, tick("sent"), 10*time.Second)
+	for _, st := range []string{"delivered", "read"} {
+		if eval[bool](t, ctx, tick(st)) {
+			t.Fatalf("tick %s shown before the gateway reported it", st)
+		}
+		srv.smsStatus(tn, sms.GatewayID, st)
+		waitJS(t, ctx, tick(st), 5*time.Second)
+	}
+	if n := len(gw.sent(reply)); n != 1 {
+		t.Errorf("gateway got the reply %d times, want 1", n)
 	}
 	var outs int
 	msgs := srv.messages(tn.adminToken, conv)

@@ -10,15 +10,18 @@ import (
 
 // TestOffline stops the server: a reload still shows the inbox and an opened
 // conversation from the cache, a reply written meanwhile waits in the outbox
-// (also across a reload), and it is sent exactly once when the server is back.
+// (also across a reload, and after the app was closed and opened again),
+// and it is sent exactly once when the server is back: once on the server, once at the SMS gateway.
 func TestOffline(t *testing.T) {
 	e := needBrowser(t)
 	srv := startServer(t, e)
 	tn := srv.newTenant("Offline Shop")
-	c1 := srv.customer(tn, "+4915100000021", "Jonas Weber", "Is the store open on Sunday?")
-	c2 := srv.customer(tn, "+4915100000022", "Mia Fischer", "I need an invoice for order 5521.")
+	gw := newGateway(t)
+	srv.withSMS(&tn, gw)
+	c1 := srv.smsCustomer(tn, "+4915100000021", "Is the store open on Sunday?")
+	c2 := srv.smsCustomer(tn, "+4915100000022", "I need an invoice for order 5521.")
 
-	ctx := tab(t, e, false)
+	ctx, closeApp := closableTab(t, e, false)
 	signInUI(t, ctx, srv.base, tn.adminKey)
 	swReady(t, ctx)
 	do(t, ctx, chromedp.Click(chromedp.CSS(convRow(c1))))
@@ -40,6 +43,13 @@ func TestOffline(t *testing.T) {
 	pending := fmt.Sprintf(`[...document.querySelectorAll("#msg-list li.msg.out.local")].some(li => li.dataset.status === "pending" && li.textContent.includes(%s))`, jsString(text))
 	waitJS(t, ctx, pending, 3*time.Second)
 	do(t, ctx, chromedp.Reload())
+	waitJS(t, ctx, pending, 10*time.Second)
+
+	// The app is closed and opened again, still with no server: the reply
+	// is still waiting, and this new window sends it.
+	closeApp()
+	ctx = tab(t, e, false)
+	do(t, ctx, chromedp.Navigate(srv.base+"/c/"+c1))
 	waitJS(t, ctx, pending, 10*time.Second)
 
 	srv.start()
@@ -72,6 +82,10 @@ func TestOffline(t *testing.T) {
 	}
 	if created != 1 {
 		t.Errorf("message.created for the offline reply %d times, want 1", created)
+	}
+	gw.waitSent(text, 10*time.Second)
+	if n := len(gw.sent(text)); n != 1 {
+		t.Errorf("the SMS gateway got the offline reply %d times, want 1", n)
 	}
 	if got := eval[float64](t, ctx, fmt.Sprintf(`document.querySelectorAll("#msg-list li.msg.out").length`)); got != 1 {
 		t.Errorf("the conversation shows %v replies, want 1", got)

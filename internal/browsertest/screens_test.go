@@ -37,7 +37,12 @@ func TestScreenshots(t *testing.T) {
 	srv.call("POST", "/api/v1/conversations/"+convs[0]+"/messages", tn.adminToken, map[string]any{"client_id": "0b6c1f6e-6c1e-4e9b-9d7e-2f7f2a0c0002", "text": "Warehouse confirms: not picked yet. Swap to M before 3 pm.", "private": true}, nil, 201)
 	srv.call("PATCH", "/api/v1/conversations/"+convs[0], tn.adminToken, map[string]any{"labels": []string{"exchange", "vip"}, "assignee_id": tn.adminID}, nil, 200)
 	srv.call("PATCH", "/api/v1/conversations/"+convs[2], tn.adminToken, map[string]any{"labels": []string{"damaged"}}, nil, 200)
-	srv.customer(tn, people[0].from, people[0].name, "Great, thank you! Size M please.")
+	srv.customer(tn, people[0].from, people[0].name, "Great, thank you! Size M please. Does it look like the photo?")
+	photo := srv.upload(tn.adminToken, "rain-jacket-blue.png", testPNG(320, 220))
+	srv.call("POST", "/api/v1/conversations/"+convs[0]+"/messages", tn.adminToken, map[string]any{"client_id": "0b6c1f6e-6c1e-4e9b-9d7e-2f7f2a0c0003", "text": "This is the jacket in M.", "media_id": photo}, nil, 201)
+	var prod struct{ Product struct{ ID string } }
+	srv.call("POST", "/api/v1/catalog/products", tn.adminToken, map[string]any{"sku": "RJ-BLUE-M", "title": "Rain jacket, blue, M", "price": map[string]any{"amount_minor": 8990, "currency": "EUR"}, "available": true}, &prod, 201)
+	srv.call("POST", "/api/v1/conversations/"+convs[0]+"/messages", tn.adminToken, map[string]any{"client_id": "0b6c1f6e-6c1e-4e9b-9d7e-2f7f2a0c0004", "product_id": prod.Product.ID}, nil, 201)
 
 	ctx := tab(t, e, false)
 	signInUI(t, ctx, srv.base, tn.adminKey)
@@ -76,7 +81,8 @@ func TestScreenshots(t *testing.T) {
 			}
 			shoot(fmt.Sprintf("inbox-%s-%s", vp.name, scheme))
 			do(t, ctx, chromedp.Click(chromedp.CSS(convRow(convs[0]))))
-			waitJS(t, ctx, `document.querySelectorAll("#msg-list li.msg").length >= 4`, 5*time.Second)
+			waitJS(t, ctx, `document.querySelectorAll("#msg-list li.msg").length >= 6 && [...document.querySelectorAll("#msg-list img")].every(i => i.complete && i.naturalWidth > 0)`, 5*time.Second)
+			waitJS(t, ctx, fmt.Sprintf(`!document.querySelector(%q)`, convRow(convs[0])+" .badge"), 5*time.Second)
 			if w := eval[float64](t, ctx, `document.documentElement.scrollWidth`); w > float64(vp.w) {
 				t.Errorf("%s %s conversation: page is %v px wide", vp.name, scheme, w)
 			}
@@ -84,4 +90,20 @@ func TestScreenshots(t *testing.T) {
 		}
 	}
 	t.Logf("screenshots written to %s", e.shots)
+
+	// The narrowest phone the app supports: nothing overflows.
+	do(t, ctx, chromedp.EmulateViewport(360, 640, chromedp.EmulateScale(1), chromedp.EmulateMobile, chromedp.EmulateTouch), chromedp.Navigate(srv.base+"/"))
+	waitJS(t, ctx, fmt.Sprintf(`document.querySelectorAll("#conv-list li").length === %d`, len(people)), 5*time.Second)
+	if w := eval[float64](t, ctx, `document.documentElement.scrollWidth`); w > 360 {
+		t.Errorf("360 px inbox: page is %v px wide", w)
+	}
+	do(t, ctx, chromedp.Click(chromedp.CSS(convRow(convs[0]))))
+	waitJS(t, ctx, `document.querySelectorAll("#msg-list li.msg").length >= 6`, 5*time.Second)
+	if w := eval[float64](t, ctx, `document.documentElement.scrollWidth`); w > 360 {
+		t.Errorf("360 px conversation: page is %v px wide", w)
+	}
+	// Everything the page loaded came from OneBox itself.
+	if other := eval[string](t, ctx, fmt.Sprintf(`performance.getEntriesByType("resource").map(r => r.name).filter(u => !u.startsWith(%q) && !u.startsWith("data:") && !u.startsWith("blob:")).join(" ")`, srv.base+"/")); other != "" {
+		t.Errorf("requests to other origins: %s", other)
+	}
 }

@@ -233,7 +233,7 @@ async function catalog(body, ctx) {
     <ul class="admin-list">${products
       .map(
         (p) => `<li class="admin-item"><div class="admin-item-head"><div><strong>${f.esc(p.title)}</strong><span class="muted">${f.esc(p.sku)} · ${f.esc(f.price(p.price))}${p.available === false ? " · unavailable" : ""}</span></div>
-        <div class="row-actions"><button type="button" class="ghost small danger-text" data-del="${f.esc(p.id)}">Delete</button></div></div></li>`,
+        <div class="row-actions"><button type="button" class="ghost small" data-edit="${f.esc(p.id)}" aria-label="Edit ${f.esc(p.title)}">Edit</button><button type="button" class="ghost small danger-text" data-del="${f.esc(p.id)}" aria-label="Delete ${f.esc(p.title)}">Delete</button></div></div></li>`,
       )
       .join("")}</ul>
   </section>`;
@@ -250,6 +250,12 @@ async function catalog(body, ctx) {
     }
   });
   body.querySelector(".admin-list").addEventListener("click", async (e) => {
+    const edit = e.target.closest("[data-edit]");
+    if (edit) {
+      const p = products.find((x) => x.id === edit.dataset.edit);
+      if (p) editProduct(ctx, p, () => catalog(body, ctx));
+      return;
+    }
     const del = e.target.closest("[data-del]");
     if (!del) return;
     try {
@@ -257,6 +263,53 @@ async function catalog(body, ctx) {
       await catalog(body, ctx);
     } catch (err) {
       ctx.toast(err.message);
+    }
+  });
+}
+
+// parseAmount reads a price typed with a dot or a comma into minor units,
+// or NaN.
+function parseAmount(s) {
+  const v = String(s).trim().replace(",", ".");
+  return /^[0-9]+(\.[0-9]{1,2})?$/.test(v) ? Math.round(parseFloat(v) * 100) : NaN;
+}
+
+function editProduct(ctx, p, done) {
+  const amount = ((p.price && p.price.amount_minor) || 0) / 100;
+  const d = ctx.dialog(`<form method="dialog" class="dialog-form" id="product-edit">
+    <h2 id="dialog-title">Edit ${f.esc(p.title)}</h2>
+    <p class="muted">SKU ${f.esc(p.sku)}</p>
+    <label>Title<input name="title" required maxlength="200" value="${f.esc(p.title)}" autocomplete="off"></label>
+    <label>Price<input name="amount" required inputmode="decimal" value="${f.esc(amount.toFixed(2))}"></label>
+    <label>Currency<input name="currency" required maxlength="3" value="${f.esc((p.price && p.price.currency) || "EUR")}" autocomplete="off"></label>
+    <label>Description<input name="description" maxlength="1000" value="${f.esc(p.description || "")}" autocomplete="off"></label>
+    <label class="check"><input type="checkbox" name="available"${p.available === false ? "" : " checked"}> Available to offer</label>
+    <p class="error" role="alert" id="product-edit-error"></p>
+    <div class="dialog-actions"><button value="cancel" class="ghost" formnovalidate>Cancel</button><button value="save" class="primary">Save</button></div>
+  </form>`);
+  const form = d.querySelector("#product-edit");
+  form.addEventListener("submit", async (e) => {
+    if (e.submitter && e.submitter.value !== "save") return;
+    e.preventDefault();
+    const fd = new FormData(form);
+    const minor = parseAmount(fd.get("amount"));
+    const err = d.querySelector("#product-edit-error");
+    if (Number.isNaN(minor)) {
+      err.textContent = "Type the price as a number, such as 19.90.";
+      return;
+    }
+    try {
+      await ctx.api.patch(`/catalog/products/${encodeURIComponent(p.id)}`, {
+        title: fd.get("title").trim(),
+        description: fd.get("description").trim(),
+        price: { amount_minor: minor, currency: fd.get("currency").trim().toUpperCase() },
+        available: fd.get("available") === "on",
+      });
+      d.close("saved");
+      ctx.toast("Product saved.");
+      done();
+    } catch (ex) {
+      err.textContent = ex.message;
     }
   });
 }

@@ -369,23 +369,32 @@ function applyEvent(ev) {
   scheduleRender();
 }
 
+// stamp makes an RFC 3339 UTC time comparable as a string: the server
+// drops trailing zeros of the fraction, so "…:38.19Z" would sort after
+// "…:38.190346994Z".
+function stamp(s) {
+  return (s || "").replace(/(?:\.(\d+))?Z$/, (_, fr = "") => `.${(fr + "000000000").slice(0, 9)}Z`);
+}
+
 function putConv(c) {
   const old = S.convs.get(c.id);
   // Events can overtake an HTTP answer; keep the newer copy.
-  if (old && old.updated_at && c.updated_at && old.updated_at > c.updated_at) return;
+  if (old && old.updated_at && c.updated_at && stamp(old.updated_at) > stamp(c.updated_at)) return;
   if (c.id === S.openId && document.visibilityState === "visible" && c.unread_count > 0 && (!old || old.unread_count === 0)) markReadSoon(c.id);
   S.convs.set(c.id, c);
   S.pending.conversations.set(c.id, c);
-  if (c.last_message) putMsg(c.last_message, true);
+  if (c.last_message) putMsg(c.last_message);
 }
 
-function putMsg(m, fromConv = false) {
+function putMsg(m) {
   const map = S.msgs.get(m.conversation_id);
-  if (map) {
-    const old = map.get(m.id);
-    if (!old || !fromConv || (old.updated_at || "") <= (m.updated_at || "")) map.set(m.id, m);
+  const old = map && map.get(m.id);
+  // An event (failed, delivered) can overtake the answer to the send that
+  // created the message; an older copy never replaces a newer one.
+  if (!old || stamp(old.updated_at) <= stamp(m.updated_at)) {
+    if (map) map.set(m.id, m);
+    S.pending.messages.set(m.id, m);
   }
-  S.pending.messages.set(m.id, m);
   if (m.client_id && S.outbox.has(m.client_id)) {
     S.outbox.delete(m.client_id);
     S.pending.outboxDelete.add(m.client_id);
@@ -513,7 +522,8 @@ function setConn(state) {
 
 function renderPresence() {
   const ul = $("presence");
-  const online = [...S.agents.values()].filter((a) => a.online && a.active !== false);
+  // The others: the account button already stands for this agent.
+  const online = [...S.agents.values()].filter((a) => a.online && a.active !== false && a.id !== S.me.id);
   ul.innerHTML = online
     .slice(0, 5)
     .map((a) => `<li title="${f.esc(a.name)} is online">${f.avatar(a.name, "sm")}<span class="sr">${f.esc(a.name)}</span></li>`)
@@ -552,9 +562,9 @@ function matches(c) {
 
 function visibleConvs() {
   const out = [];
-  for (const c of S.convs.values()) if (matches(c)) out.push(c);
-  out.sort((a, b) => (a.last_activity_at < b.last_activity_at ? 1 : a.last_activity_at > b.last_activity_at ? -1 : a.id < b.id ? 1 : -1));
-  return out;
+  for (const c of S.convs.values()) if (matches(c)) out.push([stamp(c.last_activity_at), c]);
+  out.sort(([ta, a], [tb, b]) => (ta < tb ? 1 : ta > tb ? -1 : a.id < b.id ? 1 : -1));
+  return out.map((x) => x[1]);
 }
 
 function pendingFor(convId) {
@@ -581,10 +591,43 @@ function rowHTML(c) {
 // the rest follows in the next task, so the app is usable at once.
 const FIRST_ROWS = 40;
 
+// listAnchor notes where the rows at the top of a scrolled list are, so a
+// conversation that jumps to the top (or a new one) does not push what the
+// agent is reading down. Chromium's scroll anchoring does this already
+// (measuring forces its adjustment first, so this one finds nothing to do);
+// browsers without it get the same behaviour. A few rows are kept, as the
+// first may be the one that moves.
+function listAnchor(ul) {
+  if (ul.scrollTop <= 0) return null;
+  const top = ul.getBoundingClientRect().top;
+  const rows = [];
+  for (const li of ul.children) {
+    const r = li.getBoundingClientRect();
+    if (r.bottom > top) {
+      rows.push({ li, y: r.top - top, first: li === ul.firstChild });
+      if (rows.length === 3) break;
+    }
+  }
+  return rows;
+}
+
+function restoreAnchor(ul, rows) {
+  if (!rows) return;
+  const top = ul.getBoundingClientRect().top;
+  for (const a of rows) {
+    // A row that left the list or jumped to its top moved itself.
+    if (a.li.parentNode !== ul || (a.li === ul.firstChild && !a.first)) continue;
+    const dy = a.li.getBoundingClientRect().top - top - a.y;
+    if (dy) ul.scrollTop += dy;
+    return;
+  }
+}
+
 function renderList() {
   if (!S.session) return;
   let list = visibleConvs();
   const ul = $("conv-list");
+  const anchor = listAnchor(ul);
   if (ul.children.length === 0 && list.length > FIRST_ROWS * 2) {
     list = list.slice(0, FIRST_ROWS);
     setTimeout(scheduleRender, 0);
@@ -620,6 +663,7 @@ function renderList() {
     prev = li;
   }
   for (const li of existing.values()) li.remove();
+  restoreAnchor(ul, anchor);
   $("list-empty").hidden = list.length > 0;
   $("list-empty").textContent = S.convs.size === 0 && S.conn !== "connected" && S.lastSeq === 0 ? "Loading conversations…" : "No conversations here.";
   $("load-more").hidden = !S.nextCursor;
@@ -734,7 +778,7 @@ function attachmentHTML(m) {
   }
   if (m.product) {
     const p = m.product;
-    out += `<div class="product-card">${p.image_url ? `<img src="${f.esc(p.image_url)}" alt="" width="64" height="64">` : `<span class="product-ph" aria-hidden="true"></span>`}<div><strong>${f.esc(p.title)}</strong><span class="muted">${f.esc(p.sku || "")}</span><span class="price">${f.esc(f.price(p.price))}</span></div></div>`;
+    out += `<div class="product-card">${p.image_url ? `<img src="${f.esc(p.image_url)}" alt="" width="64" height="64">` : `<span class="product-ph" aria-hidden="true"><svg viewBox="0 0 24 24"><path d="M4 7l8-4 8 4v10l-8 4-8-4zM4 7l8 4 8-4M12 11v10" fill="none" stroke="currentColor" stroke-width="1.5" stroke-linejoin="round"/></svg></span>`}<div><strong>${f.esc(p.title)}</strong><span class="muted">${f.esc(p.sku || "")}</span><span class="price">${f.esc(f.price(p.price))}</span></div></div>`;
   }
   return out;
 }
