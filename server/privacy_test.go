@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -135,4 +138,72 @@ func TestErasureReachesLiveClients(t *testing.T) {
 	if st := p.call("GET", "/api/v1/conversations/"+conv.ID, tm.token, nil, nil); st != 404 {
 		t.Errorf("erased conversation answers %d", st)
 	}
+}
+
+// TestErasureResumesAfterSIGKILL kills the server right after it accepted an
+// erasure, before it could carry it through, and checks that the restarted
+// server finishes it: the erased text is then in no file of the data dir.
+func TestErasureResumesAfterSIGKILL(t *testing.T) {
+	data := t.TempDir()
+	p := start(t, data)
+	tm := p.newTeam("Kill Mid-Erasure")
+	const marker = "KILLED-ERASURE-MARKER-7f3a"
+	for i := 0; i < 20; i++ {
+		if st := p.call("POST", "/api/v1/operator/inbound", operatorToken, map[string]any{"channel_id": tm.channelID,
+			"messages": []any{map[string]any{"external_id": fmt.Sprintf("kill-%d", i), "from": "+15550777", "text": fmt.Sprintf("%s %d", marker, i)}}}, nil); st != 201 {
+			t.Fatalf("inject: %d", st)
+		}
+	}
+	var list struct {
+		Conversations []struct {
+			Contact struct {
+				ID string `json:"id"`
+			} `json:"contact"`
+		} `json:"conversations"`
+	}
+	if st := p.call("GET", "/api/v1/conversations", tm.token, nil, &list); st != 200 || len(list.Conversations) != 1 {
+		t.Fatalf("conversations: %d %+v", st, list)
+	}
+	var accepted struct {
+		Code string `json:"confirmation_code"`
+	}
+	if st := p.call("DELETE", "/api/v1/contacts/"+list.Conversations[0].Contact.ID, tm.token, nil, &accepted); st != 202 || accepted.Code == "" {
+		t.Fatalf("erase: %d %+v", st, accepted)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	interrupted := !strings.Contains(p.logs.String(), "privacy: erasure completed")
+
+	p2 := start(t, data)
+	var status struct {
+		Status string `json:"status"`
+	}
+	req, _ := http.NewRequest("GET", p2.url+"/privacy/deletion/"+accepted.Code, nil)
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&status)
+	resp.Body.Close()
+	if status.Status != "completed" {
+		// The restarted server resumes the job on its own and says so.
+		p2.logs.waitMatches(t, regexp.MustCompile(`privacy: erasure completed`), 1)
+	}
+	t.Logf("killed before the erasure finished: %v", interrupted)
+	filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("read %s: %v", path, err)
+		}
+		if bytes.Contains(b, []byte(marker)) {
+			t.Errorf("%s still holds erased text", path)
+		}
+		return nil
+	})
 }

@@ -49,6 +49,7 @@ const operatorToken = "test-operator-token-0123456789"
 
 // proc is one running server process.
 type proc struct {
+	logs   *syncBuffer // the server's log (stderr)
 	t      *testing.T
 	cmd    *exec.Cmd
 	url    string
@@ -117,7 +118,8 @@ func start(t *testing.T, dataDir string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	addr := make(chan string, 1)
-	logs := &syncBuffer{}
+	logs := &syncBuffer{changed: make(chan struct{}, 1)}
+	p.logs = logs
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
