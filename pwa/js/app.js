@@ -32,6 +32,7 @@ const S = {
   openId: null,
   selectedId: null,
   typing: new Map(), // conversation id -> Map(agent id -> expiry)
+  erased: new Set(), // conversation ids erased at a customer's request
   conn: "connecting",
   features: { media: false, catalog: false },
   pending: null,
@@ -202,7 +203,7 @@ async function endSession(revoked) {
   await clearSession().catch(() => {});
   localStorage.removeItem("onebox-tenant");
   await TenantDB.destroy(session.tenant.id);
-  Object.assign(S, { api: null, db: null, live: null, me: null, convs: new Map(), msgs: new Map(), outbox: new Map(), lastSeq: 0, openId: null, selectedId: null, qMatches: null });
+  Object.assign(S, { api: null, db: null, live: null, me: null, convs: new Map(), msgs: new Map(), outbox: new Map(), erased: new Set(), lastSeq: 0, openId: null, selectedId: null, qMatches: null });
   $("conv-list").textContent = "";
   $("msg-list").textContent = "";
   $("thread-body").hidden = true;
@@ -352,21 +353,58 @@ function applyEvent(ev) {
       S.pending.agents = true;
       renderPresence();
       break;
-    case "contact.erased": {
-      const id = typeof d === "string" ? d : d && (d.id || d.contact_id);
-      for (const c of S.convs.values()) {
-        if (c.contact && c.contact.id === id) {
-          S.convs.delete(c.id);
-          S.msgs.delete(c.id);
-          S.pending.deleteConversations.add(c.id);
-          if (S.openId === c.id) navigate("/", true);
-        }
-      }
+    case "contact.erased":
+      dropConversations(erasedConversations(d));
       break;
-    }
+    case "tombstone":
+      // Content erased or purged on the server: nothing to apply.
+      break;
   }
   scheduleWrite();
   scheduleRender();
+}
+
+// erasedConversations lists the conversations a contact.erased event
+// names, with any cached conversation of that contact.
+function erasedConversations(d) {
+  const ids = new Set(d && Array.isArray(d.conversation_ids) ? d.conversation_ids : []);
+  const contact = d && d.contact_id;
+  if (contact) for (const c of S.convs.values()) if (c.contact && c.contact.id === contact) ids.add(c.id);
+  return ids;
+}
+
+// dropConversations removes erased conversations, their messages, drafts
+// and queued sends from memory and from the cache, and leaves an erased
+// conversation that is open with a notice. Later copies (an HTTP answer
+// already under way) are refused.
+function dropConversations(ids) {
+  if (!ids.size) return;
+  for (const id of ids) {
+    S.erased.add(id);
+    S.convs.delete(id);
+    S.msgs.delete(id);
+    S.older.delete(id);
+    S.typing.delete(id);
+    drafts.delete(id);
+    if (S.qMatches) S.qMatches.delete(id);
+    S.pending.conversations.delete(id);
+    S.pending.deleteConversations.add(id);
+  }
+  for (const [mid, m] of S.pending.messages) if (ids.has(m.conversation_id)) S.pending.messages.delete(mid);
+  for (const [cid, o] of S.outbox) {
+    if (ids.has(o.conversation_id)) {
+      S.outbox.delete(cid);
+      S.pending.outboxPut.delete(cid);
+      S.pending.outboxDelete.add(cid);
+    }
+  }
+  if (S.selectedId && ids.has(S.selectedId)) S.selectedId = null;
+  if (S.openId && ids.has(S.openId)) {
+    $("msg-list").textContent = "";
+    $("text").value = "";
+    navigate("/", true);
+    toast("This conversation was deleted at the customer's request.");
+  }
 }
 
 // stamp makes an RFC 3339 UTC time comparable as a string: the server
@@ -377,6 +415,7 @@ function stamp(s) {
 }
 
 function putConv(c) {
+  if (S.erased.has(c.id)) return;
   const old = S.convs.get(c.id);
   // Events can overtake an HTTP answer; keep the newer copy.
   if (old && old.updated_at && c.updated_at && stamp(old.updated_at) > stamp(c.updated_at)) return;
@@ -387,6 +426,7 @@ function putConv(c) {
 }
 
 function putMsg(m) {
+  if (S.erased.has(m.conversation_id)) return;
   const map = S.msgs.get(m.conversation_id);
   const old = map && map.get(m.id);
   // An event (failed, delivered) can overtake the answer to the send that
@@ -475,7 +515,7 @@ async function flushOutbox() {
   const run = async () => {
     const items = await S.db.outbox();
     for (const item of items) {
-      if (item.failed || !S.session) continue;
+      if (item.failed || !S.session || S.erased.has(item.conversation_id)) continue;
       const body = { client_id: item.client_id };
       for (const k of ["text", "private", "media_id", "product_id"]) if (item[k]) body[k] = item[k];
       try {
@@ -486,6 +526,7 @@ async function flushOutbox() {
         scheduleWrite();
       } catch (e) {
         if (e.retryable || e.status === 401) break;
+        if (S.erased.has(item.conversation_id)) continue;
         item.failed = { code: e.code, message: e.message };
         S.outbox.set(item.client_id, item);
         S.pending.outboxPut.set(item.client_id, item);
@@ -725,6 +766,7 @@ async function openConversation(id) {
 async function loadMessages(id) {
   try {
     const r = await S.api.get(`/conversations/${encodeURIComponent(id)}/messages?limit=50`);
+    if (S.erased.has(id)) return;
     const map = S.msgs.get(id) || new Map();
     S.msgs.set(id, map);
     for (const m of r.messages) {

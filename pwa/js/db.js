@@ -125,7 +125,10 @@ export class TenantDB {
   // write applies a batch in one transaction so the seq is never stored
   // ahead of the data it stands for.
   async write({ conversations = [], messages = [], deleteConversations = [], outboxPut = [], outboxDelete = [], meta = {} }) {
-    const tx = this.db.transaction(["conversations", "messages", "outbox", "meta"], "readwrite");
+    // Deleting conversations also drops the notifications kept about them.
+    const stores = ["conversations", "messages", "outbox", "meta"];
+    if (deleteConversations.length) stores.push("push");
+    const tx = this.db.transaction(stores, "readwrite");
     const cs = tx.objectStore("conversations");
     const ms = tx.objectStore("messages");
     for (const c of conversations) cs.put(c);
@@ -139,6 +142,16 @@ export class TenantDB {
           c.result.delete();
           c.result.continue();
         }
+      };
+    }
+    if (deleteConversations.length) {
+      const gone = new Set(deleteConversations);
+      const c = tx.objectStore("push").openCursor();
+      c.onsuccess = () => {
+        const cur = c.result;
+        if (!cur) return;
+        if (cur.value && gone.has(cur.value.conversation_id)) cur.delete();
+        cur.continue();
       };
     }
     const ob = tx.objectStore("outbox");
