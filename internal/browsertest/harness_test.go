@@ -34,6 +34,7 @@ type env struct {
 	bin     string
 	browser context.Context
 	shots   string
+	chrome  string // the Chromium executable, for tests that need a browser of their own
 }
 
 var suite struct {
@@ -78,18 +79,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 
-	// Chromium runs as root here (hence no sandbox), and on a closed
-	// network its background connections would only be refused.
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome),
-		chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(filepath.Join(tmp, "chrome")),
-		chromedp.WindowSize(1280, 800),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), browserOptions(chrome, filepath.Join(tmp, "chrome"))...)
 	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	defer cancelBrowser()
@@ -97,9 +87,25 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "browsertest: start Chromium:", err)
 		return 1
 	}
-	suite.env = &env{bin: bin, browser: bctx, shots: shots}
+	suite.env = &env{bin: bin, browser: bctx, shots: shots, chrome: chrome}
 	fmt.Fprintln(os.Stderr, "browsertest: screenshots in", shots)
 	return m.Run()
+}
+
+// browserOptions are the flags every Chromium of the suite runs with.
+// Chromium runs as root here (hence no sandbox), and on a closed network
+// its background connections would only be refused.
+func browserOptions(chrome, userDataDir string, extra ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome),
+		chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(userDataDir),
+		chromedp.WindowSize(1280, 800),
+	)
+	return append(opts, extra...)
 }
 
 func findChromium() string {
