@@ -272,7 +272,11 @@ func TestSignInAuthenticateSignOut(t *testing.T) {
 	if _, err := f.svc.Authenticate(ctx, token); !errors.Is(err, inbox.ErrUnauthorized) {
 		t.Fatalf("signed-out session still works: %v", err)
 	}
-	if _, _, err := f.svc.SignIn(ctx, "obx_"+raw[4:len(raw)-1]+"a", inbox.Device{}); !errors.Is(err, inbox.ErrUnauthorized) {
+	last := "a"
+	if raw[len(raw)-1] == 'a' {
+		last = "b"
+	}
+	if _, _, err := f.svc.SignIn(ctx, raw[:len(raw)-1]+last, inbox.Device{}); !errors.Is(err, inbox.ErrUnauthorized) {
 		t.Fatalf("wrong key: %v", err)
 	}
 }
