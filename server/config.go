@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/onebox/onebox/internal/httpapi"
 )
 
 // config is everything `onebox serve` needs, read from the environment and
@@ -28,6 +30,11 @@ type config struct {
 	// SecretKey (ONEBOX_SECRET_KEY) seals channel secrets in the store;
 	// empty uses <data>/secret.key (server/privacy.go).
 	SecretKey string
+	// Limits are the request rate limits (ONEBOX_RATE_*).
+	Limits httpapi.Limits
+	// MaxSocketsPerAgent caps an agent's live sockets
+	// (ONEBOX_MAX_SOCKETS_PER_AGENT); 0 keeps the default, -1 is no cap.
+	MaxSocketsPerAgent int
 }
 
 func envOr(key, def string) string {
@@ -63,6 +70,31 @@ func parseServe(args []string, stderr io.Writer) (config, error) {
 		}
 		c.MaxUpload = n
 	}
+	for _, l := range []struct {
+		env string
+		dst *httpapi.Rate
+	}{
+		{"ONEBOX_RATE_SIGNIN", &c.Limits.SignIn},
+		{"ONEBOX_RATE_SESSION", &c.Limits.Session},
+		{"ONEBOX_RATE_WEBHOOK", &c.Limits.Webhook},
+	} {
+		if v := os.Getenv(l.env); v != "" {
+			r, err := parseRate(v)
+			if err != nil {
+				return c, fmt.Errorf("%s: %w", l.env, err)
+			}
+			*l.dst = r
+		}
+	}
+	if v := os.Getenv("ONEBOX_MAX_SOCKETS_PER_AGENT"); v == "off" {
+		c.MaxSocketsPerAgent = -1 // no cap
+	} else if v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return c, fmt.Errorf("ONEBOX_MAX_SOCKETS_PER_AGENT must be a positive number or off, got %q", v)
+		}
+		c.MaxSocketsPerAgent = n
+	}
 	origins := os.Getenv("ONEBOX_ALLOWED_ORIGINS")
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -94,6 +126,41 @@ func parseServe(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// parseRate reads a rate limit written N/UNIT:BURST, UNIT one of s, m, h
+// (10/m:5 is ten a minute with a burst of five), or "off".
+func parseRate(v string) (httpapi.Rate, error) {
+	if v == "off" {
+		return httpapi.Rate{Per: -1}, nil
+	}
+	bad := fmt.Errorf("want N/s:BURST, N/m:BURST, N/h:BURST or off, got %q", v)
+	rate, burst, ok := strings.Cut(v, ":")
+	if !ok {
+		return httpapi.Rate{}, bad
+	}
+	num, unit, ok := strings.Cut(rate, "/")
+	if !ok {
+		return httpapi.Rate{}, bad
+	}
+	n, err := strconv.ParseFloat(num, 64)
+	if err != nil || n <= 0 {
+		return httpapi.Rate{}, bad
+	}
+	b, err := strconv.Atoi(burst)
+	if err != nil || b < 1 {
+		return httpapi.Rate{}, bad
+	}
+	switch unit {
+	case "s":
+	case "m":
+		n /= 60
+	case "h":
+		n /= 3600
+	default:
+		return httpapi.Rate{}, bad
+	}
+	return httpapi.Rate{Per: n, Burst: b}, nil
 }
 
 func parseLevel(s string) (slog.Level, error) {

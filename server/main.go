@@ -22,6 +22,8 @@ const usage = `OneBox — a unified inbox for customer-support teams.
 Usage:
   onebox serve [--demo] [--addr ADDR] [--data DIR] [--public-url URL] [--log-level LEVEL]
   onebox tenant create --name NAME [--data DIR]
+  onebox backup [--url URL] [--token TOKEN] FILE   (copy a running server's database)
+  onebox restore [--data DIR] FILE                 (server stopped; the old database is kept)
   onebox loadtest [flags]     (run "onebox loadtest -h" for its flags)
   onebox version
 `
@@ -45,6 +47,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stdout, stderr)
 	case "tenant":
 		err = tenantCmd(ctx, args[1:], stdout, stderr)
+	case "backup":
+		err = backupCmd(ctx, args[1:], stdout, stderr)
+	case "restore":
+		err = restoreCmd(ctx, args[1:], stdout, stderr)
 	case "loadtest":
 		err = loadtestCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":

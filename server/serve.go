@@ -103,7 +103,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("push: %w", err)
 	}
 
-	stream := ws.NewServer(ws.Options{Backend: svc, Hub: h, Logger: log, AllowedOrigins: cfg.Origins})
+	stream := ws.NewServer(ws.Options{Backend: svc, Hub: h, Logger: log, AllowedOrigins: cfg.Origins,
+		MaxSocketsPerAgent: cfg.MaxSocketsPerAgent})
 	reg.GaugeFunc("onebox_websocket_connections", "Live WebSocket connections.", func() float64 { return float64(stream.Stats().Connections) })
 	reg.CounterFunc("onebox_websocket_frames_sent_total", "Frames written to WebSockets.", func() float64 { return float64(stream.Stats().FramesSent) })
 	reg.CounterFunc("onebox_websocket_slow_closes_total", "Sockets closed because they could not keep up (4008).", func() float64 { return float64(stream.Stats().SlowCloses) })
@@ -138,6 +139,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxUpload:     cfg.MaxUpload,
 		Webhooks:      webhooks,
 		Static:        onebox.WebApp(),
+		Backup:        store.Backup,
+		Limits:        cfg.Limits,
 		Ready: func() error {
 			if ctx.Err() != nil {
 				return errors.New("shutting down")

@@ -82,7 +82,10 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 		t.Fatalf("new service: %v", err)
 	}
 	reg := metrics.NewRegistry()
-	cfg := Config{Service: svc, Logger: log, Metrics: reg, MaxBody: 64 << 10}
+	cfg := Config{Service: svc, Logger: log, Metrics: reg, MaxBody: 64 << 10,
+		// Tests sign in and call far faster than people; ratelimit_test.go
+		// turns the limits on.
+		Limits: Limits{SignIn: Rate{Per: -1}, Session: Rate{Per: -1}, Webhook: Rate{Per: -1}}}
 	var before []func(*Server)
 	for _, o := range opts {
 		o(&cfg, &before)

@@ -43,6 +43,8 @@ func (s *Server) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig
 	case (method == fasthttp.MethodGet || method == fasthttp.MethodHead) && bytes.HasPrefix(path, []byte("/api/v1/media/")):
 		// Sending a file to a slow phone takes longer than a JSON answer.
 		return fasthttp.RequestConfig{WriteTimeout: uploadReadTimeout}
+	case method == fasthttp.MethodGet && string(path) == backupPath:
+		return fasthttp.RequestConfig{WriteTimeout: backupWriteTimeout} // operator_backup.go
 	}
 	return fasthttp.RequestConfig{}
 }

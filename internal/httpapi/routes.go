@@ -32,8 +32,9 @@ func (s *Server) routes() []route {
 	return []route{
 		{"POST", "/api/v1/tenants", public, s.tenantCreate},
 		{"POST", "/api/v1/operator/inbound", public, s.operatorInbound},
+		{"GET", backupPath, public, s.operatorBackup},
 
-		{"POST", "/api/v1/session", public, s.sessionCreate},
+		{"POST", "/api/v1/session", public, s.limitSignIn(s.sessionCreate)},
 		{"DELETE", "/api/v1/session", member, s.sessionDelete},
 
 		{"GET", "/api/v1/agents", member, s.agentsList},
@@ -80,11 +81,11 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/settings/push", admin, s.settingsPushGet},
 		{"PUT", "/api/v1/settings/push", admin, s.settingsPushUpdate},
 
-		{"GET", "/webhooks/whatsapp/:channel_id", public, s.webhookWhatsAppVerify},
-		{"POST", "/webhooks/whatsapp/:channel_id", public, s.webhookWhatsAppReceive},
-		{"POST", "/webhooks/tiktok/:channel_id", public, s.webhookTikTokReceive},
-		{"POST", "/webhooks/sms/:channel_id", public, s.webhookSMSReceive},
-		{"POST", "/webhooks/meta/:channel_id/data-deletion", public, s.webhookMetaDataDeletion},
+		{"GET", "/webhooks/whatsapp/:channel_id", public, s.limitWebhook(s.webhookWhatsAppVerify)},
+		{"POST", "/webhooks/whatsapp/:channel_id", public, s.limitWebhook(s.webhookWhatsAppReceive)},
+		{"POST", "/webhooks/tiktok/:channel_id", public, s.limitWebhook(s.webhookTikTokReceive)},
+		{"POST", "/webhooks/sms/:channel_id", public, s.limitWebhook(s.webhookSMSReceive)},
+		{"POST", "/webhooks/meta/:channel_id/data-deletion", public, s.limitWebhook(s.webhookMetaDataDeletion)},
 
 		{"GET", "/api/v1/audit", admin, s.auditList},
 		{"GET", "/api/v1/settings/retention", admin, s.settingsRetentionGet},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -72,6 +73,12 @@ type Config struct {
 	// PushHosts are the push services Web Push subscriptions may point at
 	// (ONEBOX_WEBPUSH_ALLOWED_HOSTS); empty means the major browsers'.
 	PushHosts inbox.HostList
+	// Backup writes a consistent copy of the store for
+	// GET /api/v1/operator/backup; nil makes it answer 503.
+	Backup func(ctx context.Context, w io.Writer) (int64, error)
+	// Limits are the request rate limits (ratelimit.go); zero fields take
+	// their defaults.
+	Limits Limits
 
 	// timeouts override the constants above; tests shorten them.
 	readTimeout, idleTimeout time.Duration
@@ -97,6 +104,9 @@ type Server struct {
 	maxUpload int
 
 	pushHosts inbox.HostList // push_webpush_subscribe.go
+
+	backup func(ctx context.Context, w io.Writer) (int64, error) // operator_backup.go
+	limits *limiters                                             // ratelimit.go
 
 	// operator is the SHA-256 of the operator token, so comparing a
 	// candidate takes the same time whatever its length.
@@ -130,6 +140,9 @@ func New(cfg Config) *Server {
 		maxUpload: cfg.MaxUpload,
 
 		pushHosts: cfg.PushHosts,
+
+		backup: cfg.Backup,
+		limits: newLimiters(cfg.Limits),
 	}
 	if s.pushHosts.Empty() {
 		s.pushHosts = inbox.DefaultPushHosts()
@@ -209,9 +222,9 @@ func New(cfg Config) *Server {
 			handlers := []fiber.Handler{info.tag}
 			switch r.access {
 			case member:
-				handlers = append(handlers, s.authenticate)
+				handlers = append(handlers, s.authenticate, s.limitSession)
 			case admin:
-				handlers = append(handlers, s.authenticate, requireAdmin)
+				handlers = append(handlers, s.authenticate, s.limitSession, requireAdmin)
 			}
 			s.app.Add(m, r.path, append(handlers, r.handle)...)
 		}

@@ -76,6 +76,11 @@ func startServer(ctx context.Context, exe, dir string, logf func(string, ...any)
 		"ONEBOX_OPERATOR_TOKEN="+s.opToken,
 		"ONEBOX_LOG_LEVEL=warn",
 		"ONEBOX_PUBLIC_URL=",
+		// Thousands of sign-ins and sockets per agent from one address
+		// are the point here, not an attack.
+		"ONEBOX_RATE_SIGNIN=off",
+		"ONEBOX_RATE_SESSION=off",
+		"ONEBOX_MAX_SOCKETS_PER_AGENT=off",
 		// One line per garbage collection in the server log: live heap
 		// sizes, to tell heap from other memory when reading the RSS.
 		"GODEBUG=gctrace=1",

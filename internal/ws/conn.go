@@ -28,6 +28,12 @@ type conn struct {
 	closing    atomic.Bool // a close was started; only the first one counts
 	done       chan struct{}
 	lastTyping int64 // unix nanos; reader goroutine only
+	// agentKey is set while the socket counts against its agent's cap.
+	agentKey string
+	// frameTokens and frameAt are the client-frame bucket (reader
+	// goroutine only).
+	frameTokens float64
+	frameAt     int64 // unix nanos
 }
 
 var _ hub.Sink = (*conn)(nil)
@@ -40,6 +46,12 @@ func (c *conn) handshake() bool {
 		return false
 	}
 	c.agentID = p.Agent.ID
+	if key := p.Tenant.ID + "/" + p.Agent.ID; c.srv.claimAgent(key) {
+		c.agentKey = key
+	} else {
+		c.shut(websocket.StatusTryAgainLater, "too many sockets for this agent", false)
+		return false
+	}
 	sub, err := c.srv.opts.Hub.Subscribe(p.Tenant.ID, p.Session, c)
 	if err != nil {
 		c.srv.log.Error("ws: subscribe", "tenant", p.Tenant.ID, "err", err)
@@ -74,6 +86,9 @@ func (c *conn) end() {
 		c.sub.Close()
 	}
 	c.wait()
+	if c.agentKey != "" {
+		c.srv.releaseAgent(c.agentKey)
+	}
 	c.srv.untrack(c)
 	_ = c.nc.Close()
 	c.srv.serving.Done()
@@ -195,9 +210,15 @@ func (c *conn) internal(what string, err error) bool {
 // without a deadline: a deadline would cost a timer per read, and liveness
 // is the pinger's job.
 func (c *conn) readLoop() {
+	c.frameTokens = float64(c.srv.opts.FrameBurst)
+	c.frameAt = time.Now().UnixNano()
 	for {
 		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
+			return
+		}
+		if !c.allowFrame() {
+			c.shut(websocket.StatusPolicyViolation, "too many frames", false)
 			return
 		}
 		if typ != websocket.MessageText {
@@ -216,6 +237,22 @@ func (c *conn) readLoop() {
 			// Unknown types are ignored so clients can be newer than us.
 		}
 	}
+}
+
+// allowFrame takes a token from the socket's frame bucket.
+func (c *conn) allowFrame() bool {
+	now := time.Now().UnixNano()
+	burst := float64(c.srv.opts.FrameBurst)
+	c.frameTokens += float64(now-c.frameAt) / float64(time.Second) * c.srv.opts.FrameRate
+	if c.frameTokens > burst {
+		c.frameTokens = burst
+	}
+	c.frameAt = now
+	if c.frameTokens < 1 {
+		return false
+	}
+	c.frameTokens--
+	return true
 }
 
 func (c *conn) typing(conversationID string) {

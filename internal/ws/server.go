@@ -52,7 +52,16 @@ type Options struct {
 	// TypingInterval is the least time between two typing frames relayed
 	// from one socket; faster ones are dropped. Default 200ms.
 	TypingInterval time.Duration
-	Logger         *slog.Logger // default: discard
+	// MaxSocketsPerAgent caps one agent's open sockets; the next one is
+	// closed with 1013 (try again later) after its hello. Default 20;
+	// negative means no cap.
+	MaxSocketsPerAgent int
+	// FrameRate and FrameBurst limit the frames a client may send on one
+	// socket (per second, and at once); a flood closes the socket with
+	// 1008 (policy violation). Defaults 20/s and 60.
+	FrameRate  float64
+	FrameBurst int
+	Logger     *slog.Logger // default: discard
 }
 
 // Stats are counters for metrics.
@@ -73,6 +82,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*conn]uint8 // value: ping slot
+	perAgent map[string]int  // open sockets by tenant/agent, for MaxSocketsPerAgent
 	nextSlot uint8
 	closed   bool
 	serving  sync.WaitGroup // ServeConn calls
@@ -117,6 +127,15 @@ func NewServer(opts Options) *Server {
 	if opts.TypingInterval <= 0 {
 		opts.TypingInterval = 200 * time.Millisecond
 	}
+	if opts.MaxSocketsPerAgent == 0 {
+		opts.MaxSocketsPerAgent = 20
+	}
+	if opts.FrameRate <= 0 {
+		opts.FrameRate = 20
+	}
+	if opts.FrameBurst <= 0 {
+		opts.FrameBurst = 60
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -129,6 +148,7 @@ func NewServer(opts Options) *Server {
 			CompressionMode: websocket.CompressionDisabled, // a deflate context per socket costs more than the budget
 		},
 		conns:    make(map[*conn]uint8),
+		perAgent: make(map[string]int),
 		stop:     make(chan struct{}),
 		pingDone: make(chan struct{}),
 		pingSem:  make(chan struct{}, opts.PingConcurrency),
@@ -261,4 +281,26 @@ func (s *Server) untrack(c *conn) {
 	delete(s.conns, c)
 	s.mu.Unlock()
 	s.connections.Add(-1)
+}
+
+// claimAgent counts one more socket for an agent, unless it has
+// MaxSocketsPerAgent already.
+func (s *Server) claimAgent(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if max := s.opts.MaxSocketsPerAgent; max > 0 && s.perAgent[key] >= max {
+		return false
+	}
+	s.perAgent[key]++
+	return true
+}
+
+func (s *Server) releaseAgent(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perAgent[key] <= 1 {
+		delete(s.perAgent, key)
+		return
+	}
+	s.perAgent[key]--
 }
