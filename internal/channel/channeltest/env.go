@@ -132,7 +132,11 @@ func Start(t testing.TB, o Options) *Env {
 	if o.Webhooks != nil {
 		hooks = o.Webhooks(Deps{e.Svc, e.Media, log})
 	}
-	api := httpapi.New(httpapi.Config{Service: e.Svc, WebSocket: stream.ServeConn, Logger: log, Webhooks: hooks, MaxBody: o.MaxBody})
+	// Channel tests and benchmarks drive webhooks far past the per-channel
+	// rate limit, which has tests of its own in httpapi.
+	off := httpapi.Rate{Per: -1}
+	api := httpapi.New(httpapi.Config{Service: e.Svc, WebSocket: stream.ServeConn, Logger: log, Webhooks: hooks, MaxBody: o.MaxBody,
+		Limits: httpapi.Limits{SignIn: off, Session: off, Webhook: off}})
 	served := make(chan error, 1)
 	go func() { served <- api.Serve(ln) }()
 
