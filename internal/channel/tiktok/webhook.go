@@ -35,29 +35,17 @@ type WebhookConfig struct {
 
 // Webhook is the TikTok Business Messaging webhook.
 type Webhook struct {
-	inbox    Inbox
-	media    channel.MediaSaver
-	client   *http.Client
-	maxMedia int64
-	timeout  time.Duration
-	log      *slog.Logger
+	inbox Inbox
+	files channel.Fetcher
+	log   *slog.Logger
 }
 
 var _ channel.Webhook = (*Webhook)(nil)
 
 // NewWebhook fills in cfg's defaults.
 func NewWebhook(cfg WebhookConfig) *Webhook {
-	w := &Webhook{inbox: cfg.Inbox, media: cfg.Media, client: cfg.Client, maxMedia: cfg.MaxMedia,
-		timeout: cfg.MediaTimeout, log: cfg.Logger}
-	if w.client == nil {
-		w.client = channel.NewHTTPClient()
-	}
-	if w.maxMedia <= 0 {
-		w.maxMedia = channel.DefaultMaxMedia
-	}
-	if w.timeout <= 0 {
-		w.timeout = 30 * time.Second
-	}
+	w := &Webhook{inbox: cfg.Inbox, log: cfg.Logger, files: channel.Fetcher{
+		Media: cfg.Media, Client: cfg.Client, Max: cfg.MaxMedia, Timeout: cfg.MediaTimeout}.WithDefaults()}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
@@ -138,11 +126,11 @@ func (w *Webhook) message(ctx context.Context, acct account, ch inbox.Channel, m
 
 // fetch asks the API for the image's download link and keeps the image.
 func (w *Webhook) fetch(ctx context.Context, acct account, tenantID string, m *Message) (*inbox.Media, error) {
-	if w.media == nil {
-		return nil, fmt.Errorf("this server keeps no attachments")
-	}
-	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	ctx, cancel, err := w.files.Start(ctx)
 	defer cancel()
+	if err != nil {
+		return nil, err
+	}
 	req, err := channel.PostJSON(acct.api("media/download/"), map[string]string{
 		"business_id": acct.businessID, "conversation_id": m.ConversationID,
 		"message_id": m.ID, "media_id": m.MediaID, "media_type": "IMAGE",
@@ -151,7 +139,7 @@ func (w *Webhook) fetch(ctx context.Context, acct account, tenantID string, m *M
 		return nil, err
 	}
 	req.Header.Set("Access-Token", acct.accessToken)
-	a, err := channel.Do(ctx, w.client, req, "TikTok")
+	a, err := channel.Do(ctx, w.files.Client, req, "TikTok")
 	if err != nil {
 		return nil, fmt.Errorf("could not reach TikTok")
 	}
@@ -169,28 +157,11 @@ func (w *Webhook) fetch(ctx context.Context, acct account, tenantID string, m *M
 	if err != nil || (dl.URL.Scheme != "https" && dl.URL.Scheme != "http") {
 		return nil, fmt.Errorf("TikTok gave a bad download link")
 	}
-	resp, err := w.client.Do(dl)
-	if err != nil {
-		return nil, fmt.Errorf("the download failed")
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("the download answered %d", resp.StatusCode)
-	}
-	if resp.ContentLength > w.maxMedia {
-		return nil, fmt.Errorf("it is %s, over the %s limit", channel.SizeText(resp.ContentLength), channel.SizeText(w.maxMedia))
-	}
-	mime, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
-	if mime = strings.TrimSpace(mime); mime == "" || mime == "application/octet-stream" {
-		mime = "image/jpeg"
-	}
-	md, err := w.media.Save(ctx, tenantID, channel.LimitReader(resp.Body, w.maxMedia), "", mime)
-	if err != nil {
-		w.log.Warn("tiktok: image not stored", "err", err)
-		return nil, channel.SaveFailure(err, w.maxMedia)
-	}
-	if md.Mime == "" {
-		md.Mime = mime
-	}
-	return md, nil
+	return w.files.Download(ctx, tenantID, dl, "", "", func(resp *http.Response) string {
+		mime, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
+		if mime = strings.TrimSpace(mime); mime == "" || mime == "application/octet-stream" {
+			mime = "image/jpeg"
+		}
+		return mime
+	}, w.log)
 }

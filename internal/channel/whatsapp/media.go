@@ -61,17 +61,17 @@ type mediaInfo struct {
 // fetch resolves the media id to a download URL, downloads it with the
 // channel's token and keeps it in the media store.
 func (w *Webhook) fetch(ctx context.Context, acct account, tenantID string, m Inbound) (*inbox.Media, error) {
-	if w.media == nil {
-		return nil, fmt.Errorf("this server keeps no attachments")
-	}
-	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	ctx, cancel, err := w.files.Start(ctx)
 	defer cancel()
+	if err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, acct.graph(m.MediaID), nil)
 	if err != nil {
 		return nil, fmt.Errorf("bad attachment id")
 	}
 	req.Header.Set("Authorization", "Bearer "+acct.accessToken)
-	a, err := channel.Do(ctx, w.client, req, "WhatsApp")
+	a, err := channel.Do(ctx, w.files.Client, req, "WhatsApp")
 	if err != nil {
 		return nil, fmt.Errorf("could not reach WhatsApp")
 	}
@@ -82,8 +82,8 @@ func (w *Webhook) fetch(ctx context.Context, acct account, tenantID string, m In
 	if err := json.Unmarshal(a.Body, &info); err != nil || !strings.HasPrefix(info.URL, "http") {
 		return nil, fmt.Errorf("WhatsApp described the attachment in an unexpected way")
 	}
-	if size, err := strconv.ParseInt(string(info.FileSize), 10, 64); err == nil && size > w.maxMedia {
-		return nil, fmt.Errorf("it is %s, over the %s limit", channel.SizeText(size), channel.SizeText(w.maxMedia))
+	if size, err := strconv.ParseInt(string(info.FileSize), 10, 64); err == nil && size > w.files.Max {
+		return nil, fmt.Errorf("it is %s, over the %s limit", channel.SizeText(size), channel.SizeText(w.files.Max))
 	}
 	dl, err := http.NewRequestWithContext(ctx, http.MethodGet, info.URL, nil)
 	if err != nil {
@@ -91,29 +91,9 @@ func (w *Webhook) fetch(ctx context.Context, acct account, tenantID string, m In
 	}
 	// The download URL only works with the channel's token.
 	dl.Header.Set("Authorization", "Bearer "+acct.accessToken)
-	resp, err := w.client.Do(dl)
-	if err != nil {
-		return nil, fmt.Errorf("the download failed")
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("the download answered %d", resp.StatusCode)
-	}
-	if resp.ContentLength > w.maxMedia {
-		return nil, fmt.Errorf("it is %s, over the %s limit", channel.SizeText(resp.ContentLength), channel.SizeText(w.maxMedia))
-	}
 	mime := info.MimeType
 	if mime == "" {
 		mime = m.Mime
 	}
-	name := m.Filename
-	md, err := w.media.Save(ctx, tenantID, channel.LimitReader(resp.Body, w.maxMedia), name, mime)
-	if err != nil {
-		w.log.Warn("whatsapp: attachment not stored", "err", err)
-		return nil, channel.SaveFailure(err, w.maxMedia)
-	}
-	if md.Mime == "" {
-		md.Mime = mime
-	}
-	return md, nil
+	return w.files.Download(ctx, tenantID, dl, m.Filename, mime, nil, w.log)
 }

@@ -36,29 +36,17 @@ type WebhookConfig struct {
 // Webhook is the WhatsApp Cloud API webhook: GET answers Meta's
 // subscription check, POST takes deliveries.
 type Webhook struct {
-	inbox    Inbox
-	media    channel.MediaSaver
-	client   *http.Client
-	maxMedia int64
-	timeout  time.Duration
-	log      *slog.Logger
+	inbox Inbox
+	files channel.Fetcher
+	log   *slog.Logger
 }
 
 var _ channel.Webhook = (*Webhook)(nil)
 
 // NewWebhook fills in cfg's defaults.
 func NewWebhook(cfg WebhookConfig) *Webhook {
-	w := &Webhook{inbox: cfg.Inbox, media: cfg.Media, client: cfg.Client, maxMedia: cfg.MaxMedia,
-		timeout: cfg.MediaTimeout, log: cfg.Logger}
-	if w.client == nil {
-		w.client = channel.NewHTTPClient()
-	}
-	if w.maxMedia <= 0 {
-		w.maxMedia = channel.DefaultMaxMedia
-	}
-	if w.timeout <= 0 {
-		w.timeout = 30 * time.Second
-	}
+	w := &Webhook{inbox: cfg.Inbox, log: cfg.Logger, files: channel.Fetcher{
+		Media: cfg.Media, Client: cfg.Client, Max: cfg.MaxMedia, Timeout: cfg.MediaTimeout}.WithDefaults()}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
