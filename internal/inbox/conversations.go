@@ -70,11 +70,17 @@ func snoozeKey(tenant, conv string, at time.Time) string {
 
 // dropSnoozes removes due index entries of a conversation that is gone.
 func (s *Service) dropSnoozes(tx Tx, tenant, conv string, now time.Time) error {
+	return dropDueEntries(tx, CollSnoozeDue, tenant, conv, now)
+}
+
+// dropDueEntries removes, from a global index keyed "<time>/<tenant>/<id>",
+// the entries of one record due by until.
+func dropDueEntries(tx Tx, coll, tenant, id string, until time.Time) error {
 	var keys []string
-	limit := now.UTC().Format(sortableTime) + "~"
-	suffix := "/" + tenant + "/" + conv
-	err := tx.Scan(global(CollSnoozeDue), "", "", false, func(k string, _ []byte) (bool, error) {
-		if k > limit {
+	end := until.UTC().Format(sortableTime) + "~"
+	suffix := "/" + tenant + "/" + id
+	err := tx.Scan(global(coll), "", "", false, func(k string, _ []byte) (bool, error) {
+		if k > end {
 			return false, nil
 		}
 		if strings.HasSuffix(k, suffix) {
@@ -86,7 +92,7 @@ func (s *Service) dropSnoozes(tx Tx, tenant, conv string, now time.Time) error {
 		return err
 	}
 	for _, k := range keys {
-		if err := tx.Delete(global(CollSnoozeDue), k); err != nil {
+		if err := tx.Delete(global(coll), k); err != nil {
 			return err
 		}
 	}

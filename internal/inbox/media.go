@@ -467,27 +467,7 @@ func (s *Service) DropMedia(ctx context.Context, tenant, id string, cutoff time.
 }
 
 func dropUnrefEntries(tx Tx, tenant, id string, cutoff time.Time) error {
-	var keys []string
-	end := cutoff.UTC().Format(sortableTime) + "~"
-	suffix := "/" + tenant + "/" + id
-	err := tx.Scan(global(CollMediaUnref), "", "", false, func(k string, _ []byte) (bool, error) {
-		if k > end {
-			return false, nil
-		}
-		if strings.HasSuffix(k, suffix) {
-			keys = append(keys, k)
-		}
-		return true, nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if err := tx.Delete(global(CollMediaUnref), k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return dropDueEntries(tx, CollMediaUnref, tenant, id, cutoff)
 }
 
 // settingMediaURLKey names the server's secret for signing media URLs in
