@@ -24,13 +24,18 @@ test:
 	./scripts/ensure-chromium.sh
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
-	# a short fuzz run of every webhook parser and signature check
+	# a short fuzz run of every webhook parser and signature check, the
+	# conversation PATCH body, the live stream's client frames and Meta's
+	# signed deletion requests
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 5s ./internal/channel/whatsapp
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifySignature$$' -fuzztime 5s ./internal/channel/whatsapp
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 5s ./internal/channel/tiktok
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifySignature$$' -fuzztime 5s ./internal/channel/tiktok
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 5s ./internal/channel/sms
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifySignature$$' -fuzztime 5s ./internal/channel/sms
+	$(GO) test -run '^$$' -fuzz '^FuzzConversationPatch$$' -fuzztime 5s ./internal/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzClientFrames$$' -fuzztime 5s ./internal/ws
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSignedRequest$$' -fuzztime 5s ./internal/privacy
 
 ## bench: the micro-benchmarks recorded in docs/benchmarks.md
 bench:
