@@ -2,7 +2,6 @@ package inbox
 
 import (
 	"context"
-	"errors"
 	"strings"
 )
 
@@ -23,23 +22,11 @@ func (s *Service) RecordEchoes(ctx context.Context, channelID string, batch []In
 
 func (s *Service) echoOne(tx Tx, ch Channel, in Inbound) (Received, error) {
 	tenant := ch.TenantID
-	if in.ExternalID != "" {
-		var prev string
-		err := tx.Get(tenantColl(tenant, CollExternalIDs), ch.ID+"/"+in.ExternalID, &prev)
-		if err == nil {
-			m, err := messageOf(tx, tenant, prev)
-			return Received{Message: m, Duplicate: true}, err
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return Received{}, err
-		}
+	if r, seen, err := seenBefore(tx, ch, in.ExternalID); seen || err != nil {
+		return r, err
 	}
 	now := s.clock()
-	contact, err := s.contactFor(tx, ch, in, now)
-	if err != nil {
-		return Received{}, err
-	}
-	conv, isNew, err := s.conversationFor(tx, ch, contact, now)
+	contact, conv, isNew, err := s.threadFor(tx, ch, in, now)
 	if err != nil {
 		return Received{}, err
 	}

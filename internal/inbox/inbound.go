@@ -93,25 +93,42 @@ func truncate(s string, n int) string {
 	return string([]rune(s)[:n])
 }
 
-func (s *Service) receiveOne(tx Tx, ch Channel, in Inbound) (Received, error) {
-	tenant := ch.TenantID
-	if in.ExternalID != "" {
-		var prev string
-		err := tx.Get(tenantColl(tenant, CollExternalIDs), ch.ID+"/"+in.ExternalID, &prev)
-		if err == nil {
-			m, err := messageOf(tx, tenant, prev)
-			return Received{Message: m, Duplicate: true}, err
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return Received{}, err
-		}
+// seenBefore finds a provider message already stored on this channel, so a
+// redelivery is answered with the first copy.
+func seenBefore(tx Tx, ch Channel, externalID string) (Received, bool, error) {
+	if externalID == "" {
+		return Received{}, false, nil
 	}
-	now := s.clock()
+	var prev string
+	err := tx.Get(tenantColl(ch.TenantID, CollExternalIDs), ch.ID+"/"+externalID, &prev)
+	if errors.Is(err, ErrNotFound) {
+		return Received{}, false, nil
+	}
+	if err != nil {
+		return Received{}, false, err
+	}
+	m, err := messageOf(tx, ch.TenantID, prev)
+	return Received{Message: m, Duplicate: true}, true, err
+}
+
+// threadFor finds (or starts) the contact and conversation a message from
+// the channel belongs to.
+func (s *Service) threadFor(tx Tx, ch Channel, in Inbound, now time.Time) (Contact, Conversation, bool, error) {
 	contact, err := s.contactFor(tx, ch, in, now)
 	if err != nil {
-		return Received{}, err
+		return Contact{}, Conversation{}, false, err
 	}
 	conv, isNew, err := s.conversationFor(tx, ch, contact, now)
+	return contact, conv, isNew, err
+}
+
+func (s *Service) receiveOne(tx Tx, ch Channel, in Inbound) (Received, error) {
+	tenant := ch.TenantID
+	if r, seen, err := seenBefore(tx, ch, in.ExternalID); seen || err != nil {
+		return r, err
+	}
+	now := s.clock()
+	contact, conv, isNew, err := s.threadFor(tx, ch, in, now)
 	if err != nil {
 		return Received{}, err
 	}
