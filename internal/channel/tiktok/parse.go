@@ -91,29 +91,7 @@ type content struct {
 	} `json:"read"`
 }
 
-// flex is a scalar sent as a string or a number.
-type flex string
-
-func (f *flex) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*f = flex(s)
-	case bytes.Equal(b, []byte("null")):
-		*f = ""
-	default:
-		var n json.Number
-		if err := json.Unmarshal(b, &n); err != nil {
-			return fmt.Errorf("want a string or a number")
-		}
-		*f = flex(n.String())
-	}
-	return nil
-}
+type flex = channel.Flex
 
 // Parse reads a webhook body. The envelope's content is a JSON document
 // in a string (an object is accepted too). Events OneBox does not handle

@@ -1,7 +1,6 @@
 package whatsapp
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -64,30 +63,7 @@ type changeValue struct {
 	Statuses []status  `json:"statuses"`
 }
 
-// flex is a scalar Meta sends as a string or a number depending on the
-// field and the API version (timestamps, error codes, file sizes).
-type flex string
-
-func (f *flex) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*f = flex(s)
-	case bytes.Equal(b, []byte("null")):
-		*f = ""
-	default:
-		var n json.Number
-		if err := json.Unmarshal(b, &n); err != nil {
-			return fmt.Errorf("want a string or a number")
-		}
-		*f = flex(n.String())
-	}
-	return nil
-}
+type flex = channel.Flex
 
 type media struct {
 	ID       string `json:"id"`
