@@ -28,8 +28,8 @@ func providerChannels(svc *inbox.Service, store *media.Store, maxMedia int64, se
 		sms.NewSender(sms.SenderConfig{}),
 		channel.GuardConfig{Claims: svc, Limits: sms.DefaultLimits, Idempotent: true})
 	return map[string]channel.Webhook{
-		inbox.ChannelWhatsApp: whatsapp.NewWebhook(whatsapp.WebhookConfig{Inbox: svc, Media: store, MaxMedia: maxMedia, Logger: log}),
-		inbox.ChannelTikTok:   tiktok.NewWebhook(tiktok.WebhookConfig{Inbox: svc, Media: store, MaxMedia: maxMedia, Logger: log}),
+		inbox.ChannelWhatsApp: whatsapp.NewWebhook(whatsapp.WebhookConfig{Inbox: svc, Files: channel.Fetcher{Media: store, Max: maxMedia}, Logger: log}),
+		inbox.ChannelTikTok:   tiktok.NewWebhook(tiktok.WebhookConfig{Inbox: svc, Files: channel.Fetcher{Media: store, Max: maxMedia}, Logger: log}),
 		inbox.ChannelSMS:      sms.NewWebhook(svc),
 	}
 }

@@ -29,7 +29,7 @@ func newRig(t *testing.T, send bool) *rig {
 	api := newFakeTikTok(t)
 	opts := channeltest.Options{
 		Webhooks: func(d channeltest.Deps) map[string]channel.Webhook {
-			return map[string]channel.Webhook{inbox.ChannelTikTok: tiktok.NewWebhook(tiktok.WebhookConfig{Inbox: d.Svc, Media: d.Media, Logger: d.Log})}
+			return map[string]channel.Webhook{inbox.ChannelTikTok: tiktok.NewWebhook(tiktok.WebhookConfig{Inbox: d.Svc, Files: channel.Fetcher{Media: d.Media}, Logger: d.Log})}
 		},
 	}
 	if send {

@@ -24,13 +24,10 @@ type Inbox interface {
 // WebhookConfig wires a Webhook. Inbox is required.
 type WebhookConfig struct {
 	Inbox Inbox
-	// Media keeps inbound images; nil stores a note in their place.
-	Media  channel.MediaSaver
-	Client *http.Client
-	// MaxMedia is the largest image kept (default channel.DefaultMaxMedia).
-	MaxMedia     int64
-	MediaTimeout time.Duration
-	Logger       *slog.Logger
+	// Files fetches customers' attachments into the media store; with no
+	// Media, a note stands in their place. Zero limits take the defaults.
+	Files  channel.Fetcher
+	Logger *slog.Logger
 }
 
 // Webhook is the TikTok Business Messaging webhook.
@@ -44,8 +41,7 @@ var _ channel.Webhook = (*Webhook)(nil)
 
 // NewWebhook fills in cfg's defaults.
 func NewWebhook(cfg WebhookConfig) *Webhook {
-	w := &Webhook{inbox: cfg.Inbox, log: cfg.Logger, files: channel.Fetcher{
-		Media: cfg.Media, Client: cfg.Client, Max: cfg.MaxMedia, Timeout: cfg.MediaTimeout}.WithDefaults()}
+	w := &Webhook{inbox: cfg.Inbox, log: cfg.Logger, files: cfg.Files.WithDefaults()}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/onebox/onebox/internal/channel"
 	"github.com/onebox/onebox/internal/inbox"
@@ -21,16 +20,10 @@ type Inbox interface {
 // WebhookConfig wires a Webhook. Inbox is required.
 type WebhookConfig struct {
 	Inbox Inbox
-	// Media keeps inbound attachments; nil stores a note in their place.
-	Media channel.MediaSaver
-	// Client calls the Graph API for attachments; nil uses a default.
-	Client *http.Client
-	// MaxMedia is the largest attachment kept (default
-	// channel.DefaultMaxMedia); larger ones become a note.
-	MaxMedia int64
-	// MediaTimeout bounds fetching one attachment (default 30 s).
-	MediaTimeout time.Duration
-	Logger       *slog.Logger
+	// Files fetches customers' attachments into the media store; with no
+	// Media, a note stands in their place. Zero limits take the defaults.
+	Files  channel.Fetcher
+	Logger *slog.Logger
 }
 
 // Webhook is the WhatsApp Cloud API webhook: GET answers Meta's
@@ -45,8 +38,7 @@ var _ channel.Webhook = (*Webhook)(nil)
 
 // NewWebhook fills in cfg's defaults.
 func NewWebhook(cfg WebhookConfig) *Webhook {
-	w := &Webhook{inbox: cfg.Inbox, log: cfg.Logger, files: channel.Fetcher{
-		Media: cfg.Media, Client: cfg.Client, Max: cfg.MaxMedia, Timeout: cfg.MediaTimeout}.WithDefaults()}
+	w := &Webhook{inbox: cfg.Inbox, log: cfg.Logger, files: cfg.Files.WithDefaults()}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}

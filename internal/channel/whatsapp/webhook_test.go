@@ -44,7 +44,7 @@ func newRig(t *testing.T, o rigOpts) *rig {
 		Dir: o.dir, AdminKey: o.adminKey,
 		Webhooks: func(d channeltest.Deps) map[string]channel.Webhook {
 			return map[string]channel.Webhook{inbox.ChannelWhatsApp: whatsapp.NewWebhook(whatsapp.WebhookConfig{
-				Inbox: d.Svc, Media: d.Media, MaxMedia: o.maxMedia, Logger: d.Log})}
+				Inbox: d.Svc, Files: channel.Fetcher{Media: d.Media, Max: o.maxMedia}, Logger: d.Log})}
 		},
 	}
 	if o.clock != nil {
