@@ -66,6 +66,8 @@ func (s *Store) Compact(ctx context.Context) error {
 		return fmt.Errorf("compact: reopen database: %w", errors.Join(err, renameErr))
 	}
 	s.db = db
+	s.gen++
+	s.ver = versions{}
 	if renameErr != nil {
 		return fmt.Errorf("compact: replace database: %w", renameErr)
 	}

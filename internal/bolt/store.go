@@ -69,6 +69,13 @@ type Store struct {
 	max     int
 	commitC func(time.Duration, int)
 
+	// gen changes when Compact replaces the file, which invalidates every
+	// snapshot taken before. ver belongs to the committer.
+	gen uint64
+	ver versions
+	// speculated counts speculative runs applied without running fn again.
+	speculated atomic.Uint64
+
 	mu     sync.RWMutex // guards closed against sends on reqs
 	closed bool
 	reqs   chan *request
@@ -99,6 +106,7 @@ const (
 
 type request struct {
 	fn    func(inbox.Tx) error
+	spec  *spec // a speculative run's result to check and apply, if any
 	state atomic.Int32
 	res   chan error // buffered 1, so the committer never blocks answering
 }
@@ -371,9 +379,18 @@ func (s *Store) commit(batch []*request) {
 	results := make([]error, len(taken))
 	var events []inbox.Event
 	buckets := make(map[string]*bbolt.Bucket)
+	txid := btx.ID()
+	s.ver.rotate(txid)
 	for i, r := range taken {
-		t := &tx{btx: btx, writable: true, buckets: buckets}
-		results[i] = s.run(t, r.fn)
+		t := &tx{btx: btx, writable: true, buckets: buckets, ver: &s.ver, txid: txid}
+		if sp := r.spec; sp != nil && sp.gen == s.gen && s.ver.unchanged(sp.reads, sp.txid) {
+			s.speculated.Add(1)
+			if results[i] = sp.err; sp.err == nil {
+				results[i] = s.applySpec(t, sp)
+			}
+		} else {
+			results[i] = s.run(t, r.fn)
+		}
 		if results[i] == nil {
 			events = append(events, t.events...)
 			continue
@@ -406,6 +423,18 @@ func (s *Store) commit(batch []*request) {
 	for i, r := range taken {
 		r.res <- results[i]
 	}
+}
+
+// applySpec applies a checked speculation like run runs a fn.
+func (s *Store) applySpec(t *tx, sp *spec) (err error) {
+	defer t.finish()
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("bolt: applying a speculative update panicked", "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("update panicked: %v", p)
+		}
+	}()
+	return t.apply(sp)
 }
 
 // run calls fn, turning a panic into an error so one bad request cannot kill

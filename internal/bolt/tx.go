@@ -45,6 +45,10 @@ type tx struct {
 	// writes counts modifications so Scan can notice that the callback
 	// changed the tree under its cursor and re-seek.
 	writes uint64
+	// ver, in write transactions, learns every key written (as txid) so
+	// speculative runs can be checked against it.
+	ver  *versions
+	txid int
 }
 
 // undoEntry is what a key held before this tx wrote it (prev == nil: absent).
@@ -131,7 +135,7 @@ func (t *tx) put(top, sub, key, val []byte) error {
 		t.undo = t.undo[:len(t.undo)-1]
 		return err
 	}
-	t.writes++
+	t.wrote(top, sub, key)
 	return nil
 }
 
@@ -148,8 +152,15 @@ func (t *tx) del(top, sub, key []byte) error {
 		t.undo = t.undo[:len(t.undo)-1]
 		return err
 	}
-	t.writes++
+	t.wrote(top, sub, key)
 	return nil
+}
+
+func (t *tx) wrote(top, sub, key []byte) {
+	t.writes++
+	if t.ver != nil {
+		t.ver.wrote(versionKey(top, sub, key), t.txid)
+	}
 }
 
 func (t *tx) record(b *bbolt.Bucket, top, sub, key []byte) {

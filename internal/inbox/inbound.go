@@ -47,7 +47,8 @@ func (s *Service) storeBatch(ctx context.Context, channelID string, batch []Inbo
 		}
 	}
 	var out []Received
-	err := s.store.Update(ctx, func(tx Tx) error {
+	// Re-runnable: out is refilled from scratch on every run.
+	err := s.updateRerunnable(ctx, func(tx Tx) error {
 		out = out[:0]
 		ch, err := s.channelIn(tx, channelID)
 		if err != nil {
@@ -236,7 +237,7 @@ type StatusReport struct {
 // message not known yet is kept, and applied if the message shows up
 // within PendingStatusTTL (statuses.go); status only moves forward.
 func (s *Service) ReportStatus(ctx context.Context, channelID string, reports []StatusReport) error {
-	return s.store.Update(ctx, func(tx Tx) error {
+	return s.updateRerunnable(ctx, func(tx Tx) error {
 		ch, err := s.channelIn(tx, channelID)
 		if err != nil {
 			return err

@@ -60,4 +60,5 @@ func BenchmarkReceive(b *testing.B) {
 	b.ReportMetric(float64(msgs.Load())/float64(commits.Load()), "batch")
 	b.ReportMetric(float64(commitNs.Load())/float64(commits.Load())/1e6, "ms/commit")
 	b.ReportMetric(float64(commitNs.Load())/b.Elapsed().Seconds()/1e9, "busy")
+	b.ReportMetric(float64(store.Speculated())/float64(n.Load()), "speculated")
 }

@@ -129,6 +129,15 @@ func (s *Service) emit(tx Tx, tenant, typ string, data any) error {
 	return tx.Append(tenant, &Event{Type: typ, At: s.clock(), Data: raw})
 }
 
+// updateRerunnable is Store.Update for units of work that may run more than
+// once (see Speculator); stores that cannot speculate just run them.
+func (s *Service) updateRerunnable(ctx context.Context, fn func(Tx) error) error {
+	if sp, ok := s.store.(Speculator); ok {
+		return sp.Speculate(ctx, fn)
+	}
+	return s.store.Update(ctx, fn)
+}
+
 // emitEncoded is emit for data whose stored encoding is at hand: when the
 // apps' view of it is the stored record (no attachment URLs to sign), the
 // same bytes serve the event, sparing the commit path a second encoding.

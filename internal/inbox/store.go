@@ -83,6 +83,16 @@ type Store interface {
 	Close() error
 }
 
+// Speculator is a Store that can run a unit of work ahead of its writer, on
+// a snapshot, and have the writer only check and apply the result. The hot
+// write paths (webhooks' messages and statuses) use it when the store has it.
+// fn must be safe to run more than once: when what it read changed in the
+// meantime it runs again, and only the last run counts, so it must reset
+// anything it fills in outside the Tx.
+type Speculator interface {
+	Speculate(ctx context.Context, fn func(Tx) error) error
+}
+
 // Publisher receives committed events. It must not block: the store calls it
 // from its commit path, which is also what keeps publication in seq order.
 // It must not modify the events, which share memory with the writers.

@@ -1,0 +1,354 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/onebox/onebox/internal/inbox"
+
+	bbolt "go.etcd.io/bbolt"
+)
+
+// Speculation: the single committer is what keeps every write serial, and
+// at high ingest it is the bottleneck; most of its time went into running
+// the units of work themselves (decoding the records they read, encoding
+// what they write). Speculate runs a unit of work in the caller's goroutine
+// instead, on a read snapshot, noting every key it reads and buffering what
+// it writes. The committer then only has to check that none of those keys
+// was written after the snapshot (a map lookup each) and copy the buffered
+// writes in. When a key did change, or the unit does something speculation
+// cannot follow (a Scan, Head), the committer runs it again the ordinary
+// way on the current state, so the outcome is always as if it ran alone.
+// That second run is why fn must be safe to run more than once.
+
+// errNotSpeculative marks a unit of work that must run on the committer.
+var errNotSpeculative = errors.New("unit of work needs the writer")
+
+// versionWindow is how many commits a speculation may lag behind and still
+// be checked; older snapshots are simply run again on the committer.
+const versionWindow = 256
+
+// spec is what a speculative run produced, for the committer to check and
+// apply.
+type spec struct {
+	gen    uint64 // store generation (Compact starts a new one)
+	txid   int    // the snapshot's last committed transaction
+	reads  []string
+	writes []specWrite
+	events []*inbox.Event
+	tenant []string // events[i]'s tenant
+	err    error    // fn's own error, valid only if the reads still hold
+}
+
+type specWrite struct {
+	top, sub, key []byte
+	val           []byte // nil: delete
+}
+
+// versions remembers, for recently written keys, the transaction that last
+// wrote them. Two generations of maps rotate so nothing has to be swept: a
+// key is found in cur or prev, and a snapshot older than the start of prev
+// cannot be checked. Only the committer touches it (and Compact, which
+// excludes the committer).
+type versions struct {
+	cur, prev map[string]int
+	// curFrom is the first transaction recorded in cur; horizon the first
+	// recorded in prev. A snapshot has seen every transaction up to its own
+	// id, so one older than horizon-1 may have missed writes the maps no
+	// longer hold.
+	curFrom, horizon int
+}
+
+func (v *versions) reset(txid int) {
+	v.cur = make(map[string]int)
+	v.prev = nil
+	v.curFrom, v.horizon = txid, txid
+}
+
+func (v *versions) wrote(key string, txid int) {
+	if v.cur == nil {
+		v.reset(txid)
+	}
+	v.cur[key] = txid
+}
+
+// rotate starts a new generation every versionWindow transactions.
+func (v *versions) rotate(txid int) {
+	if v.cur == nil {
+		v.reset(txid)
+		return
+	}
+	if txid-v.curFrom >= versionWindow {
+		v.prev, v.cur = v.cur, make(map[string]int, len(v.cur))
+		v.horizon, v.curFrom = v.curFrom, txid
+	}
+}
+
+// unchanged reports whether none of keys was written after snapshot txid.
+func (v *versions) unchanged(keys []string, txid int) bool {
+	if v.cur == nil {
+		return true // nothing written since the store opened
+	}
+	if txid+1 < v.horizon {
+		return false
+	}
+	for _, k := range keys {
+		if w, ok := v.cur[k]; ok {
+			if w > txid {
+				return false
+			}
+			continue
+		}
+		if w, ok := v.prev[k]; ok && w > txid {
+			return false
+		}
+	}
+	return true
+}
+
+func versionKey(top, sub, key []byte) string {
+	b := make([]byte, 0, len(top)+len(sub)+len(key)+2)
+	b = append(b, top...)
+	b = append(b, 0)
+	b = append(b, sub...)
+	b = append(b, 0)
+	b = append(b, key...)
+	return string(b)
+}
+
+// Speculate is Update for units of work that are safe to run more than once
+// (only the last run's writes and side effects on its own variables count):
+// fn first runs in the caller's goroutine on a snapshot, and the committer
+// only checks and applies its result, running fn again itself when what fn
+// read has changed since. Durability and the outcome are Update's.
+func (s *Store) Speculate(ctx context.Context, fn func(inbox.Tx) error) error {
+	if fn == nil {
+		return errors.New("update: nil fn")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sp := s.speculate(fn)
+	r := &request{fn: fn, spec: sp, res: make(chan error, 1)}
+	if err := s.enqueue(ctx, r); err != nil {
+		return err
+	}
+	select {
+	case err := <-r.res:
+		return err
+	case <-ctx.Done():
+		r.state.CompareAndSwap(reqQueued, reqCancelled)
+		return ctx.Err()
+	}
+}
+
+// speculate runs fn on a snapshot; nil means it must run on the committer.
+func (s *Store) speculate(fn func(inbox.Tx) error) *spec {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.isClosed() {
+		return nil
+	}
+	btx, err := s.db.Begin(false)
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = btx.Rollback() }()
+	t := &specTx{btx: btx, sp: &spec{gen: s.gen, txid: btx.ID()}, overlay: map[string]int{}}
+	fnErr, ok := t.run(fn)
+	t.done = true
+	if !ok || t.unsupported {
+		return nil
+	}
+	t.sp.err = fnErr
+	if fnErr != nil {
+		t.sp.writes, t.sp.events, t.sp.tenant = nil, nil, nil
+	}
+	return t.sp
+}
+
+// specTx is the Tx a speculative run sees: the snapshot under its own
+// buffered writes.
+type specTx struct {
+	btx *bbolt.Tx
+	sp  *spec
+	// overlay indexes sp.writes by version key: the latest write wins.
+	overlay     map[string]int
+	unsupported bool
+	done        bool
+}
+
+var _ inbox.Tx = (*specTx)(nil)
+
+// run calls fn; ok is false when it panicked (the committer's run reports
+// panics properly).
+func (t *specTx) run(fn func(inbox.Tx) error) (err error, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			ok = false
+		}
+	}()
+	return fn(t), true
+}
+
+func (t *specTx) check() error {
+	if t.done {
+		return errFinished
+	}
+	if t.unsupported {
+		return errNotSpeculative
+	}
+	return nil
+}
+
+func (t *specTx) Get(c inbox.Collection, key string, v any) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	top, sub, err := scope(c)
+	if err != nil {
+		return err
+	}
+	vk := versionKey(top, sub, []byte(key))
+	var raw []byte
+	if i, ok := t.overlay[vk]; ok {
+		raw = t.sp.writes[i].val
+	} else {
+		t.sp.reads = append(t.sp.reads, vk)
+		if b := t.btx.Bucket(top); b != nil {
+			if nb := b.Bucket(sub); nb != nil {
+				raw = nb.Get([]byte(key))
+			}
+		}
+	}
+	if raw == nil {
+		return fmt.Errorf("%s %q: %w", c.Name, key, inbox.ErrNotFound)
+	}
+	if v == nil {
+		return nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decode %s %q: %w", c.Name, key, err)
+	}
+	return nil
+}
+
+func (t *specTx) Put(c inbox.Collection, key string, v any) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	top, sub, err := scope(c)
+	if err != nil {
+		return err
+	}
+	if err := checkKey(key); err != nil {
+		return fmt.Errorf("put %s %q: %w", c.Name, key, err)
+	}
+	raw, err := encode(v)
+	if err != nil {
+		return fmt.Errorf("encode %s %q: %w", c.Name, key, err)
+	}
+	// The caller may reuse a RawMessage's memory after Put returns.
+	t.write(top, sub, key, bytes.Clone(raw))
+	return nil
+}
+
+func (t *specTx) Delete(c inbox.Collection, key string) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	top, sub, err := scope(c)
+	if err != nil {
+		return err
+	}
+	t.write(top, sub, key, nil)
+	return nil
+}
+
+func (t *specTx) write(top, sub []byte, key string, val []byte) {
+	vk := versionKey(top, sub, []byte(key))
+	if i, ok := t.overlay[vk]; ok {
+		t.sp.writes[i].val = val
+		return
+	}
+	t.overlay[vk] = len(t.sp.writes)
+	t.sp.writes = append(t.sp.writes, specWrite{top: top, sub: sub, key: []byte(key), val: val})
+}
+
+// checkKey refuses what bbolt would refuse at apply time, so a checked
+// speculation cannot fail on the committer.
+func checkKey(key string) error {
+	if key == "" {
+		return errors.New("empty key")
+	}
+	if len(key) > bbolt.MaxKeySize {
+		return fmt.Errorf("key longer than %d bytes", bbolt.MaxKeySize)
+	}
+	return nil
+}
+
+// Scan and Head read ranges or the log head, which a key-by-key check does
+// not cover: such units run on the committer.
+func (t *specTx) Scan(inbox.Collection, string, string, bool, func(string, []byte) (bool, error)) error {
+	t.unsupported = true
+	return errNotSpeculative
+}
+
+func (t *specTx) Head(string) (uint64, error) {
+	t.unsupported = true
+	return 0, errNotSpeculative
+}
+
+// Append records the event; its seq is assigned when the committer applies
+// the writes, which is what keeps concurrent writers of one tenant from
+// conflicting over the head.
+func (t *specTx) Append(tenant string, e *inbox.Event) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if tenant == "" {
+		return errors.New("append: empty tenant")
+	}
+	if e == nil {
+		return errors.New("append: nil event")
+	}
+	if e.At.IsZero() {
+		e.At = time.Now().UTC()
+	}
+	t.sp.events = append(t.sp.events, e)
+	t.sp.tenant = append(t.sp.tenant, tenant)
+	return nil
+}
+
+// apply copies a checked speculation into the batch's transaction. Writes go
+// through put and del, so the undo log and the version map stay complete.
+func (t *tx) apply(sp *spec) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	for _, w := range sp.writes {
+		var err error
+		if w.val == nil {
+			err = t.del(w.top, w.sub, w.key)
+		} else {
+			err = t.put(w.top, w.sub, w.key, w.val)
+		}
+		if err != nil {
+			return fmt.Errorf("apply %q/%q %q: %w", w.top, w.sub, w.key, err)
+		}
+	}
+	for i, e := range sp.events {
+		if err := t.Append(sp.tenant[i], e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Speculated counts speculative runs applied as they were, without running
+// their unit of work again on the committer.
+func (s *Store) Speculated() uint64 { return s.speculated.Load() }
