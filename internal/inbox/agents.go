@@ -112,6 +112,7 @@ func (s *Service) SignIn(ctx context.Context, rawKey string, dev Device) (Princi
 	token, tokenHash := NewSessionToken()
 	var p Principal
 	err := s.store.Update(ctx, func(tx Tx) error {
+		p = Principal{} // a store may run the fn more than once
 		var ref KeyRef
 		if err := tx.Get(global(CollKeyHashes), hash, &ref); err != nil {
 			if errors.Is(err, ErrNotFound) {

@@ -301,7 +301,9 @@ func (s *Service) WakeSnoozed(ctx context.Context, now time.Time) (int, error) {
 	}
 	woken := 0
 	for _, d := range list {
+		woke := false // set inside: a store may run the fn more than once
 		err := s.store.Update(ctx, func(tx Tx) error {
+			woke = false
 			c, err := s.conversationOf(tx, d.tenant, d.conv)
 			if ErrorCode(err) == CodeNotFound {
 				return s.dropSnoozes(tx, d.tenant, d.conv, now)
@@ -312,9 +314,12 @@ func (s *Service) WakeSnoozed(ctx context.Context, now time.Time) (int, error) {
 			if !Wake(&c, now.UTC()) {
 				return nil
 			}
-			woken++
+			woke = true
 			return s.putConversation(tx, c, EventConversationUpdated)
 		})
+		if woke {
+			woken++
+		}
 		if err != nil && ErrorCode(err) != CodeNotFound {
 			return woken, fmt.Errorf("wake conversation: %w", err)
 		}

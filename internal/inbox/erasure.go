@@ -102,6 +102,7 @@ func (s *Service) EraseContact(ctx context.Context, p Principal, contactID strin
 	}
 	var job ErasureJob
 	err := s.store.Update(ctx, func(tx Tx) error {
+		job = ErasureJob{} // a store may run the fn more than once
 		var code string
 		if err := tx.Get(tenantColl(p.Tenant.ID, CollContactErasure), contactID, &code); err == nil {
 			return tx.Get(global(CollErasures), code, &job)
@@ -133,6 +134,7 @@ func (s *Service) EraseContact(ctx context.Context, p Principal, contactID strin
 func (s *Service) RequestErasure(ctx context.Context, ch Channel, handle, source, ip string) (ErasureJob, error) {
 	var job ErasureJob
 	err := s.store.Update(ctx, func(tx Tx) error {
+		job = ErasureJob{} // a store may run the fn more than once
 		var ids []string
 		var id string
 		err := tx.Get(tenantColl(ch.TenantID, CollContactHandle), ch.ID+"/"+handle, &id)
@@ -217,6 +219,7 @@ type EventRewriter interface {
 func (s *Service) EraseStep(ctx context.Context, code string) (ErasureJob, error) {
 	var job ErasureJob
 	err := s.store.Update(ctx, func(tx Tx) error {
+		job = ErasureJob{} // a store may run the fn more than once
 		if err := tx.Get(global(CollErasures), code, &job); err != nil {
 			return err
 		}

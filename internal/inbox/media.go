@@ -300,6 +300,7 @@ func (s *Service) AddMedia(ctx context.Context, tenant string, r MediaRecord) (M
 	created := false
 	var out MediaRecord
 	err := s.store.Update(ctx, func(tx Tx) error {
+		created, out = false, MediaRecord{} // a store may run the fn more than once
 		var t Tenant
 		if err := tx.Get(global(CollTenants), tenant, &t); err != nil {
 			if errors.Is(err, ErrNotFound) {
@@ -431,6 +432,7 @@ func (s *Service) UnreferencedMedia(ctx context.Context, cutoff time.Time, limit
 func (s *Service) DropMedia(ctx context.Context, tenant, id string, cutoff time.Time) (bool, error) {
 	dropped := false
 	err := s.store.Update(ctx, func(tx Tx) error {
+		dropped = false // a store may run the fn more than once
 		r, err := mediaIn(tx, tenant, id)
 		if ErrorCode(err) == CodeNotFound {
 			// Only the cleanup entry is left: remove it.

@@ -110,6 +110,7 @@ func (s *Service) SendMessage(ctx context.Context, p Principal, convID string, d
 	var m Message
 	created := false
 	err := s.store.Update(ctx, func(tx Tx) error {
+		m, created = Message{}, false // a store may run the fn more than once
 		c, err := s.conversationOf(tx, p.Tenant.ID, convID)
 		if err != nil {
 			return err

@@ -217,6 +217,7 @@ func RetryDelay(n int, retryAfter time.Duration) time.Duration {
 // (absent) item answers not_found: there is nothing left to send.
 func (s *Service) BeginSend(ctx context.Context, o OutboxItem) (uncertain bool, err error) {
 	err = s.store.Update(ctx, func(tx Tx) error {
+		uncertain = false // a store may run the fn more than once
 		var cur OutboxItem
 		if err := tx.Get(global(CollOutbox), o.key(), &cur); err != nil {
 			if errors.Is(err, ErrNotFound) {

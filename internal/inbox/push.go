@@ -430,6 +430,7 @@ func (s *Service) savePushDevice(ctx context.Context, p Principal, d PushDevice)
 	d.TenantID, d.AgentID, d.SessionHash, d.KeyID = tenant, p.Agent.ID, p.Session.Hash, p.Session.KeyID
 	d.CreatedAt, d.UpdatedAt = now, now
 	err := s.store.Update(ctx, func(tx Tx) error {
+		d.CreatedAt = now // a store may run the fn more than once
 		known := false
 		var owner PushOwner
 		err := tx.Get(global(CollPushOwners), d.ID, &owner)

@@ -157,7 +157,9 @@ func (s *Service) purgeTenant(ctx context.Context, tenant string) error {
 
 func (s *Service) purgeConversationStep(ctx context.Context, tenant, convID string, cutoff time.Time, before string, rep *PurgeReport) (int, error) {
 	n := 0
+	var step PurgeReport // added to rep once: a store may run the fn more than once
 	err := s.store.Update(ctx, func(tx Tx) error {
+		step = PurgeReport{}
 		var conv Conversation
 		if err := getIn(tx, tenant, CollConversations, convID, "conversation", &conv); err != nil {
 			if ErrorCode(err) == CodeNotFound {
@@ -170,14 +172,18 @@ func (s *Service) purgeConversationStep(ctx context.Context, tenant, convID stri
 		if n, err = s.deleteMessages(tx, conv, before, erasureBatch, func(Message) {}); err != nil {
 			return err
 		}
-		rep.Messages += n
+		step.Messages += n
 		if n < erasureBatch && conv.LastMessage != nil && conv.LastMessage.CreatedAt.Before(cutoff) {
 			conv.LastMessage = nil
-			rep.Conversations++
+			step.Conversations++
 			return s.putConversation(tx, conv, EventConversationUpdated)
 		}
 		return nil
 	})
+	if err == nil {
+		rep.Messages += step.Messages
+		rep.Conversations += step.Conversations
+	}
 	return n, err
 }
 
@@ -186,7 +192,9 @@ func (s *Service) purgeConversationStep(ctx context.Context, tenant, convID stri
 // older events may remain.
 func (s *Service) purgeEventsStep(ctx context.Context, tenant string, cutoff time.Time, rep *PurgeReport) (bool, error) {
 	more := false
+	events := 0 // added to rep once: a store may run the fn more than once
 	err := s.store.Update(ctx, func(tx Tx) error {
+		more, events = false, 0
 		rw, ok := tx.(EventRewriter)
 		if !ok {
 			return errors.New("the store cannot rewrite its event log")
@@ -217,7 +225,7 @@ func (s *Service) purgeEventsStep(ctx context.Context, tenant string, cutoff tim
 		if err != nil {
 			return err
 		}
-		rep.Events += n
+		events = n
 		switch {
 		case stop != 0:
 			from = stop
@@ -232,6 +240,9 @@ func (s *Service) purgeEventsStep(ctx context.Context, tenant string, cutoff tim
 		}
 		return tx.Put(tenantColl(tenant, CollRetention), retentionEventsKey, from)
 	})
+	if err == nil {
+		rep.Events += events
+	}
 	return more, err
 }
 

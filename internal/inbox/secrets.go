@@ -116,6 +116,7 @@ func (s *Service) SealChannelSecrets(ctx context.Context) (int, error) {
 	}
 	n := 0
 	err := s.store.Update(ctx, func(tx Tx) error {
+		n = 0 // a store may run the fn more than once
 		var homes []struct{ id, tenant string }
 		if err := tx.Scan(global(CollChannelHome), "", "", false, func(k string, raw []byte) (bool, error) {
 			var t string
