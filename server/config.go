@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -35,6 +36,9 @@ type config struct {
 	// MaxSocketsPerAgent caps an agent's live sockets
 	// (ONEBOX_MAX_SOCKETS_PER_AGENT); 0 keeps the default, -1 is no cap.
 	MaxSocketsPerAgent int
+	// TrustedProxies are the peers whose X-Forwarded-For gives the client
+	// address (ONEBOX_TRUSTED_PROXIES); empty trusts none.
+	TrustedProxies []netip.Prefix
 }
 
 func envOr(key, def string) string {
@@ -94,6 +98,13 @@ func parseServe(args []string, stderr io.Writer) (config, error) {
 			return c, fmt.Errorf("ONEBOX_MAX_SOCKETS_PER_AGENT must be a positive number or off, got %q", v)
 		}
 		c.MaxSocketsPerAgent = n
+	}
+	if v := os.Getenv("ONEBOX_TRUSTED_PROXIES"); v != "" {
+		ps, err := httpapi.ParseTrustedProxies(v)
+		if err != nil {
+			return c, fmt.Errorf("ONEBOX_TRUSTED_PROXIES: %w", err)
+		}
+		c.TrustedProxies = ps
 	}
 	origins := os.Getenv("ONEBOX_ALLOWED_ORIGINS")
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)

@@ -39,6 +39,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	reg := metrics.NewRegistry()
+	metrics.RegisterRuntime(reg)
 	commitLatency := reg.Histogram("onebox_store_commit_seconds", "Time to commit one group of writes to disk.", metrics.LatencyBuckets())
 	commitBatch := reg.Histogram("onebox_store_commit_batch_size", "Writes committed together in one transaction.", []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024})
 	eventsTotal := reg.Counter("onebox_events_total", "Events appended to tenants' logs.")
@@ -109,6 +110,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	reg.CounterFunc("onebox_websocket_frames_sent_total", "Frames written to WebSockets.", func() float64 { return float64(stream.Stats().FramesSent) })
 	reg.CounterFunc("onebox_websocket_slow_closes_total", "Sockets closed because they could not keep up (4008).", func() float64 { return float64(stream.Stats().SlowCloses) })
 	reg.CounterFunc("onebox_websocket_auth_failures_total", "Sockets closed for a missing or bad hello (4401).", func() float64 { return float64(stream.Stats().AuthFailures) })
+	reg.CounterFunc("onebox_websocket_agent_limit_closes_total", "Sockets refused because their agent had too many open (1013).", func() float64 { return float64(stream.Stats().AgentLimitCloses) })
+	reg.CounterFunc("onebox_websocket_flood_closes_total", "Sockets closed for sending frames too fast (1008).", func() float64 { return float64(stream.Stats().FloodCloses) })
+	reg.CounterFunc("onebox_websocket_too_big_closes_total", "Sockets closed for a frame over the size limit (1009).", func() float64 { return float64(stream.Stats().TooBigCloses) })
 
 	var simCtx context.Context
 	simCtx, stopBackground := context.WithCancel(context.Background())
@@ -128,19 +132,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	api := httpapi.New(httpapi.Config{
-		Service:       svc,
-		WebSocket:     stream.ServeConn,
-		Metrics:       reg,
-		Logger:        log,
-		OperatorToken: cfg.OperatorToken,
-		PushHosts:     cfg.Push.Hosts,
-		MaxBody:       cfg.MaxBody,
-		Media:         mediaStore,
-		MaxUpload:     cfg.MaxUpload,
-		Webhooks:      webhooks,
-		Static:        onebox.WebApp(),
-		Backup:        store.Backup,
-		Limits:        cfg.Limits,
+		Service:        svc,
+		WebSocket:      stream.ServeConn,
+		Metrics:        reg,
+		Logger:         log,
+		OperatorToken:  cfg.OperatorToken,
+		PushHosts:      cfg.Push.Hosts,
+		MaxBody:        cfg.MaxBody,
+		Media:          mediaStore,
+		MaxUpload:      cfg.MaxUpload,
+		Webhooks:       webhooks,
+		Static:         onebox.WebApp(),
+		Backup:         store.Backup,
+		Limits:         cfg.Limits,
+		TrustedProxies: cfg.TrustedProxies,
 		Ready: func() error {
 			if ctx.Err() != nil {
 				return errors.New("shutting down")

@@ -137,6 +137,7 @@ func (s *Server) writeError(c *fiber.Ctx, err error) {
 			slog.String("route", routeOf(c, s.unmatched).path),
 			slog.Any("err", err))
 	}
+	s.countLimit(status, err)
 	switch status {
 	case fiber.StatusUnauthorized:
 		c.Set(fiber.HeaderWWWAuthenticate, "Bearer")

@@ -217,7 +217,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	p.IP = c.IP()
+	p.IP = s.clientIP(c)
 	c.Locals(keyPrincipal, p)
 	return c.Next()
 }

@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/onebox/onebox/internal/metrics"
 	"github.com/onebox/onebox/internal/ratelimit"
 )
 
@@ -70,17 +72,66 @@ func newLimiters(l Limits) *limiters {
 type rateLimitedError struct {
 	apiError
 	wait time.Duration
+	kind string // the "limit" label of onebox_limit_hits_total
 }
 
 func (e *rateLimitedError) Unwrap() error             { return &e.apiError }
 func (e *rateLimitedError) RetryAfter() time.Duration { return e.wait }
 
-func errLimited(what string, wait time.Duration) error {
+func errLimited(kind, what string, wait time.Duration) error {
 	return &rateLimitedError{
 		apiError: apiError{status: fiber.StatusTooManyRequests, code: codeRateLimited,
 			message: fmt.Sprintf("too many %s; try again later", what)},
 		wait: wait,
+		kind: kind,
 	}
+}
+
+// Values of the "limit" label of onebox_limit_hits_total.
+const (
+	hitSignInIP   = "signin_ip"
+	hitSignInKey  = "signin_key"
+	hitSession    = "session"
+	hitWebhook    = "webhook"
+	hitRate       = "rate_other" // a 429 from the service itself
+	hitBodySize   = "body_size"
+	hitHeaderSize = "header_size"
+	hitSlowClient = "read_timeout"
+)
+
+// newLimitHits registers onebox_limit_hits_total with every series at
+// zero, so an alert on its rate works before the first hit.
+func newLimitHits(reg *metrics.Registry) *metrics.Counter {
+	c := reg.Counter("onebox_limit_hits_total",
+		"Requests refused by a limit: rate limits, body and header size, slow clients.", "limit")
+	for _, k := range []string{hitSignInIP, hitSignInKey, hitSession, hitWebhook, hitRate, hitBodySize, hitHeaderSize, hitSlowClient} {
+		c.With(k)
+	}
+	return c
+}
+
+// countLimit counts an answer that a limit caused, from its status: every
+// path to a 413, 429, 431 or 408 (this layer's checks, fasthttp's own, the
+// service's) passes through writeError.
+func (s *Server) countLimit(status int, err error) {
+	var kind string
+	switch status {
+	case fiber.StatusTooManyRequests:
+		kind = hitRate
+		var rl *rateLimitedError
+		if errors.As(err, &rl) && rl.kind != "" {
+			kind = rl.kind
+		}
+	case fiber.StatusRequestEntityTooLarge:
+		kind = hitBodySize
+	case fiber.StatusRequestHeaderFieldsTooLarge:
+		kind = hitHeaderSize
+	case fiber.StatusRequestTimeout:
+		kind = hitSlowClient
+	default:
+		return
+	}
+	s.limitHits.With(kind).Inc()
 }
 
 // limitSignIn slows down guessing access keys: per client address, and per
@@ -90,9 +141,9 @@ func errLimited(what string, wait time.Duration) error {
 // while a guesser, who fails, crawls.
 func (s *Server) limitSignIn(next fiber.Handler) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		ip := c.IP()
+		ip := s.clientIP(c)
 		if ok, wait := s.limits.signInIP.Allow(ip); !ok {
-			return errLimited("sign-in attempts from this address", wait)
+			return errLimited(hitSignInIP, "sign-in attempts from this address", wait)
 		}
 		prefix := ""
 		var req struct {
@@ -107,7 +158,7 @@ func (s *Server) limitSignIn(next fiber.Handler) fiber.Handler {
 			}
 			if ok, wait := s.limits.signInKey.Allow(prefix); !ok {
 				s.limits.signInIP.Return(ip)
-				return errLimited("sign-in attempts with this key", wait)
+				return errLimited(hitSignInKey, "sign-in attempts with this key", wait)
 			}
 		}
 		err := next(c)
@@ -125,7 +176,7 @@ func (s *Server) limitSignIn(next fiber.Handler) fiber.Handler {
 // session (one device) gets its own generous budget.
 func (s *Server) limitSession(c *fiber.Ctx) error {
 	if ok, wait := s.limits.session.Allow(principal(c).Session.Hash); !ok {
-		return errLimited("requests", wait)
+		return errLimited(hitSession, "requests", wait)
 	}
 	return c.Next()
 }
@@ -135,7 +186,7 @@ func (s *Server) limitSession(c *fiber.Ctx) error {
 func (s *Server) limitWebhook(next fiber.Handler) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if ok, wait := s.limits.webhook.Allow(c.Params("channel_id")); !ok {
-			return errLimited("webhook calls for this channel", wait)
+			return errLimited(hitWebhook, "webhook calls for this channel", wait)
 		}
 		return next(c)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -79,6 +80,9 @@ type Config struct {
 	// Limits are the request rate limits (ratelimit.go); zero fields take
 	// their defaults.
 	Limits Limits
+	// TrustedProxies are the peers whose X-Forwarded-For is believed
+	// (ONEBOX_TRUSTED_PROXIES, see ParseTrustedProxies); empty trusts none.
+	TrustedProxies []netip.Prefix
 
 	// timeouts override the constants above; tests shorten them.
 	readTimeout, idleTimeout time.Duration
@@ -105,8 +109,11 @@ type Server struct {
 
 	pushHosts inbox.HostList // push_webpush_subscribe.go
 
-	backup func(ctx context.Context, w io.Writer) (int64, error) // operator_backup.go
-	limits *limiters                                             // ratelimit.go
+	backup  func(ctx context.Context, w io.Writer) (int64, error) // operator_backup.go
+	limits  *limiters                                             // ratelimit.go
+	proxies proxies                                               // proxy.go
+	// limitHits counts refusals by limits (ratelimit.go).
+	limitHits *metrics.Counter
 
 	// operator is the SHA-256 of the operator token, so comparing a
 	// candidate takes the same time whatever its length.
@@ -143,6 +150,8 @@ func New(cfg Config) *Server {
 
 		backup: cfg.Backup,
 		limits: newLimiters(cfg.Limits),
+
+		proxies: cfg.TrustedProxies,
 	}
 	if s.pushHosts.Empty() {
 		s.pushHosts = inbox.DefaultPushHosts()
@@ -169,6 +178,7 @@ func New(cfg Config) *Server {
 	s.latency = s.metrics.Histogram("onebox_http_request_duration_seconds",
 		"Time to answer HTTP requests, by route template and status class.",
 		metrics.LatencyBuckets(), "method", "route", "code")
+	s.limitHits = newLimitHits(s.metrics)
 	s.unmatched = &routeInfo{path: "unmatched"}
 	s.staticRI = &routeInfo{path: "static"}
 
@@ -196,6 +206,12 @@ func New(cfg Config) *Server {
 		CaseSensitive: true,
 		// ServerHeader stays empty: no Server header, which would only
 		// help someone looking for a version to attack.
+
+		// Fiber believes X-Forwarded-Proto and -Host only from these peers
+		// (and from anyone if the check is off). No ProxyHeader: the client
+		// address is read by clientIP (proxy.go).
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          s.proxies.strings(),
 	})
 	s.app.Server().Logger = fasthttpLogger{s.log}
 	// fasthttp quotes raw requests (tokens included) in its error texts

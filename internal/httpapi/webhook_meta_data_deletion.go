@@ -32,7 +32,7 @@ func (s *Server) webhookMetaDataDeletion(c *fiber.Ctx) error {
 		s.log.Warn("meta data deletion: refused", "channel", ch.ID, "err", err)
 		return apiErr(fiber.StatusUnauthorized, codeUnauthorized, "the signed_request is not valid for this channel")
 	}
-	job, err := s.svc.RequestErasure(c.UserContext(), ch, sr.UserID, "meta", c.IP())
+	job, err := s.svc.RequestErasure(c.UserContext(), ch, sr.UserID, "meta", s.clientIP(c))
 	if err != nil {
 		return err
 	}

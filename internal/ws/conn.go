@@ -49,6 +49,7 @@ func (c *conn) handshake() bool {
 	if key := p.Tenant.ID + "/" + p.Agent.ID; c.srv.claimAgent(key) {
 		c.agentKey = key
 	} else {
+		c.srv.agentLimitCloses.Add(1)
 		c.shut(websocket.StatusTryAgainLater, "too many sockets for this agent", false)
 		return false
 	}
@@ -102,6 +103,7 @@ func (c *conn) hello() (p inbox.Principal, token string, since uint64, ok bool) 
 	})
 	typ, data, err := c.ws.Read(context.Background())
 	if !timer.Stop() || err != nil {
+		c.srv.countReadError(err)
 		return p, "", 0, false
 	}
 	if typ != websocket.MessageText {
@@ -215,9 +217,11 @@ func (c *conn) readLoop() {
 	for {
 		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
+			c.srv.countReadError(err)
 			return
 		}
 		if !c.allowFrame() {
+			c.srv.floodCloses.Add(1)
 			c.shut(websocket.StatusPolicyViolation, "too many frames", false)
 			return
 		}

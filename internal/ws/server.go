@@ -9,6 +9,7 @@ package ws
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -71,6 +72,10 @@ type Stats struct {
 	AuthFailures uint64 // hello timeouts and bad tokens
 	PingFailures uint64 // sockets closed because a ping went unanswered
 	SlowCloses   uint64 // sockets closed as slow consumers (from the hub)
+	// Limit hits, each a close the client caused.
+	AgentLimitCloses uint64 // 1013: the agent already has MaxSocketsPerAgent sockets
+	FloodCloses      uint64 // 1008: frames faster than FrameRate/FrameBurst
+	TooBigCloses     uint64 // 1009: a frame larger than ReadLimit
 }
 
 // Server accepts WebSocket sessions and tracks them so Shutdown can close
@@ -96,6 +101,8 @@ type Server struct {
 	framesSent   atomic.Uint64
 	authFailures atomic.Uint64
 	pingFailures atomic.Uint64
+
+	agentLimitCloses, floodCloses, tooBigCloses atomic.Uint64
 }
 
 // NewServer returns a Server and starts its pinger; Shutdown stops it.
@@ -165,6 +172,10 @@ func (s *Server) Stats() Stats {
 		AuthFailures: s.authFailures.Load(),
 		PingFailures: s.pingFailures.Load(),
 		SlowCloses:   s.opts.Hub.Stats().SlowCloses,
+
+		AgentLimitCloses: s.agentLimitCloses.Load(),
+		FloodCloses:      s.floodCloses.Load(),
+		TooBigCloses:     s.tooBigCloses.Load(),
 	}
 }
 
@@ -303,4 +314,12 @@ func (s *Server) releaseAgent(key string) {
 		return
 	}
 	s.perAgent[key]--
+}
+
+// countReadError counts a read that failed because the client sent a
+// frame over ReadLimit; the library has already closed the socket with 1009.
+func (s *Server) countReadError(err error) {
+	if errors.Is(err, websocket.ErrMessageTooBig) {
+		s.tooBigCloses.Add(1)
+	}
 }
