@@ -90,7 +90,6 @@ func readCatalogCSV(r io.Reader) ([]inbox.ImportRow, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
 			rows = append(rows, inbox.ImportRow{Row: pe.StartLine, Err: errors.New("not valid CSV: " + pe.Err.Error())})
@@ -102,6 +101,8 @@ func readCatalogCSV(r io.Reader) ([]inbox.ImportRow, error) {
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // a blank line
 		}
+		// FieldPos is only defined for the fields of a record just read.
+		line, _ := cr.FieldPos(0)
 		rows = append(rows, catalogRow(line, rec, col))
 	}
 	return rows, nil
