@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -21,6 +22,9 @@ const (
 	ScenarioIdle   = "idle"
 	ScenarioFanout = "fanout"
 	ScenarioE2E    = "e2e"
+	// ScenarioSoak runs only when asked for (-soak or -scenario soak):
+	// it takes minutes, not seconds (soak.go).
+	ScenarioSoak = "soak"
 )
 
 var allScenarios = []string{ScenarioIngest, ScenarioIdle, ScenarioFanout, ScenarioE2E}
@@ -48,6 +52,8 @@ type Config struct {
 	Conversations int  // e2e: conversations per tenant
 	Replies       bool // e2e: send replies (outbox, status events) instead of notes
 
+	Soak SoakConfig // soak.go
+
 	JSON    bool
 	Keep    bool // keep the temp dir (server data and log)
 	Verbose bool
@@ -70,6 +76,7 @@ func DefaultConfig() Config {
 		Tenants:       100,
 		TenantAgents:  2000,
 		Conversations: 5,
+		Soak:          defaultSoak(),
 	}
 }
 
@@ -86,7 +93,7 @@ func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
 	c := &f.Config
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	scen := fs.String("scenario", "all", "which to run: all, or a comma list of ingest, idle, fanout, e2e")
+	scen := fs.String("scenario", "all", "which to run: all (not soak), or a comma list of ingest, idle, fanout, e2e, soak")
 	fs.IntVar(&c.Sockets, "n", c.Sockets, "idle, fanout: WebSockets to open (all one tenant)")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "ingest, e2e: how long to measure")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "stop everything after this long, whatever happens")
@@ -101,6 +108,7 @@ func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
 	fs.IntVar(&c.TenantAgents, "e2e-agents", c.TenantAgents, "e2e: agents connected, spread evenly over the tenants")
 	fs.IntVar(&c.Conversations, "conversations", c.Conversations, "e2e: conversations per tenant the messages go to")
 	fs.BoolVar(&c.Replies, "replies", c.Replies, "e2e: send replies to customers instead of internal notes (adds outbox work and status events)")
+	c.Soak.flags(fs)
 	fs.BoolVar(&c.JSON, "json", c.JSON, "print the results as JSON instead of a table")
 	fs.BoolVar(&c.Keep, "keep", c.Keep, "keep the temporary directory (server data and log)")
 	fs.BoolVar(&c.Verbose, "v", c.Verbose, "more progress detail on stderr")
@@ -151,6 +159,7 @@ Flags:
 		return f, err
 	}
 	c.Scenarios = s
+	c.Soak.adjust(c, fs)
 	return f, c.validate()
 }
 
@@ -164,14 +173,14 @@ func parseScenarios(s string) ([]string, error) {
 			for _, a := range allScenarios {
 				want[a] = true
 			}
-		case ScenarioIngest, ScenarioIdle, ScenarioFanout, ScenarioE2E:
+		case ScenarioIngest, ScenarioIdle, ScenarioFanout, ScenarioE2E, ScenarioSoak:
 			want[p] = true
 		default:
 			return nil, fmt.Errorf("loadtest: unknown scenario %q (want all, ingest, idle, fanout or e2e)", p)
 		}
 	}
 	var out []string
-	for _, a := range allScenarios {
+	for _, a := range slices.Concat(allScenarios, []string{ScenarioSoak}) {
 		if want[a] {
 			out = append(out, a)
 		}
@@ -200,6 +209,9 @@ func (c *Config) validate() error {
 		return errors.New("loadtest: -rate, -tenants and -conversations must be positive, and -e2e-agents at least -tenants")
 	case c.Hold < 0:
 		return errors.New("loadtest: -hold must not be negative")
+	}
+	if slices.Contains(c.Scenarios, ScenarioSoak) {
+		return c.Soak.validate()
 	}
 	return nil
 }

@@ -133,6 +133,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if want[ScenarioE2E] {
 		step(ScenarioE2E, r.e2e)
 	}
+	if want[ScenarioSoak] {
+		step(ScenarioSoak, r.soak)
+	}
 
 	if cfg.JSON {
 		err = r.rep.WriteJSON(stdout)
