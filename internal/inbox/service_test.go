@@ -3,21 +3,19 @@ package inbox_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/onebox/onebox/internal/bolt"
 	"github.com/onebox/onebox/internal/inbox"
 )
 
-// fixture is a service on a real bbolt store with one tenant, its admin,
+// fixture is a service on a real store with one tenant, its admin,
 // an agent and a demo channel.
 type fixture struct {
 	svc     *inbox.Service
-	store   *bolt.Store
+	store   inbox.Store
 	now     time.Time
 	mu      sync.Mutex
 	admin   inbox.Principal
@@ -39,12 +37,9 @@ func (f *fixture) advance(d time.Duration) {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	store, err := bolt.Open(filepath.Join(t.TempDir(), "onebox.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := openStore(t, nil) // bbolt, or PostgreSQL under TestPostgres
 	f := &fixture{store: store, now: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}
+	var err error
 	f.svc, err = inbox.NewService(inbox.Config{Store: store, Now: f.clock})
 	if err != nil {
 		t.Fatal(err)

@@ -3,13 +3,11 @@ package inbox_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/onebox/onebox/internal/bolt"
 	"github.com/onebox/onebox/internal/inbox"
 )
 
@@ -40,17 +38,13 @@ func (f *chanFixture) advance(d time.Duration) {
 func newChanFixture(t *testing.T, typ string) *chanFixture {
 	t.Helper()
 	f := &chanFixture{now: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}
-	store, err := bolt.Open(filepath.Join(t.TempDir(), "onebox.db"), bolt.Options{
-		Publisher: inbox.PublisherFunc(func(evs []inbox.Event) {
-			f.mu.Lock()
-			f.events = append(f.events, evs...)
-			f.mu.Unlock()
-		}),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	// bbolt, or PostgreSQL under TestPostgres
+	store := openStore(t, inbox.PublisherFunc(func(evs []inbox.Event) {
+		f.mu.Lock()
+		f.events = append(f.events, evs...)
+		f.mu.Unlock()
+	}))
+	var err error
 	f.svc, err = inbox.NewService(inbox.Config{Store: store, Now: f.clock, ReadReceipts: []string{inbox.ChannelWhatsApp},
 		OnOutbound: func() { f.mu.Lock(); f.wakes++; f.mu.Unlock() }})
 	if err != nil {
