@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # The race detector needs cgo.
 export CGO_ENABLED := 1
 
-.PHONY: all build run test vet bench loadtest screenshots clean
+.PHONY: all build run test vet bench loadtest soak fuzz screenshots clean
 
 all: build
 
@@ -22,6 +22,7 @@ run: build
 ## browser tests of the web app when it is missing)
 test:
 	./scripts/ensure-chromium.sh
+	./scripts/ensure-postgres.sh
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	# a short fuzz run of every webhook parser and signature check, the
@@ -36,6 +37,16 @@ test:
 	$(GO) test -run '^$$' -fuzz '^FuzzConversationPatch$$' -fuzztime 5s ./internal/httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzClientFrames$$' -fuzztime 5s ./internal/ws
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSignedRequest$$' -fuzztime 5s ./internal/privacy
+	# every API route that reads a body, through the real handlers and
+	# store, and the X-Forwarded-For walk behind trusted proxies
+	$(GO) test -run '^$$' -fuzz '^FuzzAPIBodies$$' -fuzztime 5s ./internal/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzForwardedFor$$' -fuzztime 5s ./internal/httpapi
+
+## fuzz: every fuzz target in the module for FUZZTIME each (default 60s),
+## one after another, with the executions each made
+FUZZTIME ?= 60s
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz-all.sh
 
 ## bench: the micro-benchmarks recorded in docs/benchmarks.md
 bench:
@@ -44,6 +55,14 @@ bench:
 ## loadtest: the end-to-end load figures recorded in docs/benchmarks.md
 loadtest: build
 	./$(BIN) loadtest
+
+## soak: 10 minutes with 5,000 sockets and steady traffic; reports the
+## server's memory and goroutines at the start and end, and p99 latencies
+## (not part of make test)
+SOAKTIME    ?= 10m
+SOAKSOCKETS ?= 5000
+soak: build
+	./$(BIN) loadtest -soak $(SOAKTIME) -sockets $(SOAKSOCKETS)
 
 ## screenshots: refresh docs/screenshots from the browser tests
 screenshots:
