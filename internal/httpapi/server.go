@@ -41,6 +41,14 @@ const (
 	readBufferSize = 8 << 10
 )
 
+// DefaultMaxConns bounds the HTTP connections served at once: requests in
+// progress, keep-alive connections waiting for their next request, and
+// clients still sending their headers. Upgraded WebSockets leave this
+// count (fasthttp hands them off), so it limits what a flood of slow or
+// idle connections can hold, not how many agents are live. Past it a new
+// connection is answered 503 and closed at once.
+const DefaultMaxConns = 10_000
+
 // Config wires a Server. Service is required.
 type Config struct {
 	Service *inbox.Service
@@ -80,6 +88,8 @@ type Config struct {
 	// Limits are the request rate limits (ratelimit.go); zero fields take
 	// their defaults.
 	Limits Limits
+	// MaxConns is DefaultMaxConns unless set (ONEBOX_MAX_CONNS).
+	MaxConns int
 	// TrustedProxies are the peers whose X-Forwarded-For is believed
 	// (ONEBOX_TRUSTED_PROXIES, see ParseTrustedProxies); empty trusts none.
 	TrustedProxies []netip.Prefix
@@ -182,6 +192,10 @@ func New(cfg Config) *Server {
 	s.unmatched = &routeInfo{path: "unmatched"}
 	s.staticRI = &routeInfo{path: "static"}
 
+	maxConns := cfg.MaxConns
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
 	rt, it := readTimeout, idleTimeout
 	if cfg.readTimeout > 0 {
 		rt = cfg.readTimeout
@@ -198,6 +212,7 @@ func New(cfg Config) *Server {
 		WriteTimeout:          writeTimeout,
 		IdleTimeout:           it,
 		ReadBufferSize:        readBufferSize,
+		Concurrency:           maxConns,
 		ErrorHandler:          s.fiberError,
 		DisableStartupMessage: true,
 		// Values handed to the service (ids from the path, query values)
