@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/onebox/onebox/internal/bolt"
 	"github.com/onebox/onebox/internal/inbox"
 	"github.com/onebox/onebox/internal/metrics"
 )
@@ -68,7 +66,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
-	store, err := bolt.Open(filepath.Join(t.TempDir(), "onebox.db"), bolt.Options{Logger: log})
+	store, err := openStore(t, log) // bbolt, or PostgreSQL under TestPostgres
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
