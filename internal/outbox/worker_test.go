@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/onebox/onebox/internal/bolt"
 	"github.com/onebox/onebox/internal/inbox"
 )
 
@@ -144,8 +143,9 @@ func (f *fakeSender) count(id string) int {
 }
 
 type env struct {
-	path   string
-	store  *bolt.Store
+	path   string // the bbolt file
+	dsn    string // or the PostgreSQL schema, under TestPostgres
+	store  inbox.Store
 	svc    *inbox.Service
 	events *eventLog
 	clock  *fakeClock
@@ -176,7 +176,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) open(t *testing.T) {
 	t.Helper()
 	e.events = newEventLog()
-	st, err := bolt.Open(e.path, bolt.Options{Publisher: e.events})
+	st, err := openStore(t, e, e.events)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
