@@ -25,6 +25,9 @@ const (
 	// ScenarioSoak runs only when asked for (-soak or -scenario soak):
 	// it takes minutes, not seconds (soak.go).
 	ScenarioSoak = "soak"
+	// ScenarioScale also runs only when asked for: it needs a PostgreSQL
+	// database and a NATS server (scale.go).
+	ScenarioScale = "scale"
 )
 
 var allScenarios = []string{ScenarioIngest, ScenarioIdle, ScenarioFanout, ScenarioE2E}
@@ -52,7 +55,8 @@ type Config struct {
 	Conversations int  // e2e: conversations per tenant
 	Replies       bool // e2e: send replies (outbox, status events) instead of notes
 
-	Soak SoakConfig // soak.go
+	Soak  SoakConfig  // soak.go
+	Scale ScaleConfig // scale.go
 
 	JSON    bool
 	Keep    bool // keep the temp dir (server data and log)
@@ -77,6 +81,7 @@ func DefaultConfig() Config {
 		TenantAgents:  2000,
 		Conversations: 5,
 		Soak:          defaultSoak(),
+		Scale:         defaultScale(),
 	}
 }
 
@@ -93,7 +98,7 @@ func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
 	c := &f.Config
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	scen := fs.String("scenario", "all", "which to run: all (not soak), or a comma list of ingest, idle, fanout, e2e, soak")
+	scen := fs.String("scenario", "all", "which to run: all (not soak or scale), or a comma list of ingest, idle, fanout, e2e, soak, scale")
 	fs.IntVar(&c.Sockets, "n", c.Sockets, "idle, fanout: WebSockets to open (all one tenant)")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "ingest, e2e: how long to measure")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "stop everything after this long, whatever happens")
@@ -109,6 +114,7 @@ func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
 	fs.IntVar(&c.Conversations, "conversations", c.Conversations, "e2e: conversations per tenant the messages go to")
 	fs.BoolVar(&c.Replies, "replies", c.Replies, "e2e: send replies to customers instead of internal notes (adds outbox work and status events)")
 	c.Soak.flags(fs)
+	c.Scale.flags(fs)
 	fs.BoolVar(&c.JSON, "json", c.JSON, "print the results as JSON instead of a table")
 	fs.BoolVar(&c.Keep, "keep", c.Keep, "keep the temporary directory (server data and log)")
 	fs.BoolVar(&c.Verbose, "v", c.Verbose, "more progress detail on stderr")
@@ -126,6 +132,11 @@ prints each figure against its target, and stops. Scenarios:
           then paced at 50,000 frames/s (latency from creation to arrival)
   e2e     1,000 messages/s across 100 tenants, 2,000 agents connected:
           latency from sending a message to its arrival at every socket
+Only when named (-scenario):
+  soak    minutes of steady traffic on thousands of sockets (also -soak)
+  scale   one process, then -processes of them on one PostgreSQL (-store)
+          and one NATS (-nats): sockets held, fan-out frames/s, and webhook
+          to socket latency across processes
 The exit status is 1 when a target was missed.
 
 Flags:
@@ -173,14 +184,14 @@ func parseScenarios(s string) ([]string, error) {
 			for _, a := range allScenarios {
 				want[a] = true
 			}
-		case ScenarioIngest, ScenarioIdle, ScenarioFanout, ScenarioE2E, ScenarioSoak:
+		case ScenarioIngest, ScenarioIdle, ScenarioFanout, ScenarioE2E, ScenarioSoak, ScenarioScale:
 			want[p] = true
 		default:
-			return nil, fmt.Errorf("loadtest: unknown scenario %q (want all, ingest, idle, fanout or e2e)", p)
+			return nil, fmt.Errorf("loadtest: unknown scenario %q (want all, ingest, idle, fanout, e2e, soak or scale)", p)
 		}
 	}
 	var out []string
-	for _, a := range slices.Concat(allScenarios, []string{ScenarioSoak}) {
+	for _, a := range slices.Concat(allScenarios, []string{ScenarioSoak, ScenarioScale}) {
 		if want[a] {
 			out = append(out, a)
 		}
@@ -211,7 +222,12 @@ func (c *Config) validate() error {
 		return errors.New("loadtest: -hold must not be negative")
 	}
 	if slices.Contains(c.Scenarios, ScenarioSoak) {
-		return c.Soak.validate()
+		if err := c.Soak.validate(); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(c.Scenarios, ScenarioScale) {
+		return c.Scale.validate()
 	}
 	return nil
 }

@@ -136,6 +136,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if want[ScenarioSoak] {
 		step(ScenarioSoak, r.soak)
 	}
+	if want[ScenarioScale] {
+		step(ScenarioScale, r.scale)
+	}
 
 	if cfg.JSON {
 		err = r.rep.WriteJSON(stdout)

@@ -55,6 +55,17 @@ func freePort() (int, error) {
 
 // startServer starts `exe serve` in dir and waits until it is ready.
 func startServer(ctx context.Context, exe, dir string, logf func(string, ...any)) (*serverProc, error) {
+	return startServerWith(ctx, exe, dir, serverOpts{}, logf)
+}
+
+// serverOpts are what servers sharing a store have in common.
+type serverOpts struct {
+	OpToken string   // default: a random one
+	Env     []string // added to the server's environment, after the defaults
+}
+
+// startServerWith is startServer with opts.
+func startServerWith(ctx context.Context, exe, dir string, opts serverOpts, logf func(string, ...any)) (*serverProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, fmt.Errorf("find a free port: %w", err)
@@ -63,8 +74,11 @@ func startServer(ctx context.Context, exe, dir string, logf func(string, ...any)
 		addr:    "127.0.0.1:" + strconv.Itoa(port),
 		dir:     dir,
 		logPath: filepath.Join(dir, "server.log"),
-		opToken: "lt-" + randomHex(24),
+		opToken: opts.OpToken,
 		exited:  make(chan struct{}),
+	}
+	if s.opToken == "" {
+		s.opToken = "lt-" + randomHex(24)
 	}
 	s.base = "http://" + s.addr
 	s.logFile, err = os.Create(s.logPath)
@@ -85,6 +99,7 @@ func startServer(ctx context.Context, exe, dir string, logf func(string, ...any)
 		// sizes, to tell heap from other memory when reading the RSS.
 		"GODEBUG=gctrace=1",
 	)
+	cmd.Env = append(cmd.Env, opts.Env...)
 	cmd.Stdout = s.logFile
 	cmd.Stderr = s.logFile
 	dieWithParent(cmd)

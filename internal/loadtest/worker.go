@@ -37,6 +37,9 @@ type workerCmd struct {
 type socketSpec struct {
 	Token string `json:"t"`
 	Since uint64 `json:"s"`
+	// URL, when set, is where this socket connects instead of the
+	// command's URL: sockets spread over several servers.
+	URL string `json:"u,omitempty"`
 }
 
 type workerReply struct {
@@ -186,7 +189,11 @@ func (w *worker) connect(ctx context.Context, cmd workerCmd) error {
 		wg.Add(1)
 		go func(spec socketSpec) {
 			defer func() { <-sem; wg.Done() }()
-			if err := w.dial(ctx, hc, cmd.URL, spec); err != nil {
+			url := cmd.URL
+			if spec.URL != "" {
+				url = spec.URL
+			}
+			if err := w.dial(ctx, hc, url, spec); err != nil {
 				w.connectFailed.Add(1)
 				w.mu.Lock()
 				if w.firstErr == "" {
