@@ -19,6 +19,20 @@ const (
 	KindPresence
 	// KindDisconnect closes the sockets whose session matches, with 4401.
 	KindDisconnect
+	// KindResync is never published by the hub: a networked broker hands
+	// it to a tenant's subscribers when messages for the tenant may have
+	// been lost (after a reconnect, a dropped slow consumer, an event too
+	// large to carry, or once a fresh subscription is confirmed: presence
+	// messages sent before then did not reach this process). The hub then
+	// catches every subscription up from the store, so even a lost last
+	// event reaches the sockets, and asks the other processes who is
+	// online. The in-process broker never loses anything and never sends it.
+	KindResync
+	// KindHeartbeat lists the agents a process (Node) holds sockets of in
+	// the tenant, sent every Options.Heartbeat. Receivers forget a process
+	// that stops sending them, so agents of a process that died go offline.
+	// Ask asks the tenant's other processes to send theirs at once.
+	KindHeartbeat
 )
 
 // Frame is one event already encoded as the wire frame every socket
@@ -38,9 +52,11 @@ type Message struct {
 	Events  []Frame     // KindEvents
 	Frame   []byte      // KindTyping, KindPresence: the frame to hand to sockets
 	AgentID string      // KindTyping: the sender; KindPresence: the subject
-	Node    string      // KindPresence: the process whose sockets changed
+	Node    string      // KindPresence, KindHeartbeat: the process whose sockets changed
 	Online  bool        // KindPresence
 	Match   inbox.Match // KindDisconnect
+	Agents  []string    // KindHeartbeat: the agents Node holds sockets of
+	Ask     bool        // KindHeartbeat
 }
 
 // Broker carries a tenant's messages to every process holding sockets of
@@ -51,6 +67,12 @@ type Message struct {
 // one caller reach each subscriber in the order they were published.
 // Implementations must not hold their own locks while calling a subscriber's
 // function, because the hub may Subscribe or Publish from inside it.
+//
+// Subscribe should return only once whatever any process publishes after
+// it reaches fn: the socket's owner reads the log and re-checks the
+// socket's credentials after subscribing, and relies on the subscription
+// to cover everything later (events, and revocations above all). When it
+// cannot (no connection), the broker sends KindResync once it can.
 type Broker interface {
 	Publish(tenantID string, m Message) error
 	Subscribe(tenantID string, fn func(Message)) (cancel func(), err error)

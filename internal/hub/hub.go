@@ -46,6 +46,13 @@ type Options struct {
 	WriteTimeout time.Duration
 	Node         string       // this process in presence messages; default random
 	Logger       *slog.Logger // default: discard
+	// Heartbeat, when set, makes the hub announce every Heartbeat which
+	// agents it holds sockets of in each tenant, and forget another
+	// process's agents when it has not heard from that process for
+	// PresenceExpiry (default 3*Heartbeat): a process that dies must not
+	// leave its agents online elsewhere for ever. One process needs none.
+	Heartbeat      time.Duration
+	PresenceExpiry time.Duration
 }
 
 // Stats are counters for metrics.
@@ -54,6 +61,7 @@ type Stats struct {
 	SlowCloses  uint64 // subscriptions closed because their queue overflowed
 	GapFills    uint64 // seq jumps filled from the store
 	WriteErrors uint64 // batches a sink failed to write
+	CatchUps    uint64 // subscriptions caught up from the store after a possible loss
 }
 
 // Hub is the live fan-out of this process. It implements inbox.Publisher and
@@ -72,11 +80,13 @@ type Hub struct {
 
 	runq    runQueue
 	workers sync.WaitGroup
+	stop    chan struct{} // closed by Close: ends the heartbeat loop
 
 	subscribers atomic.Int64
 	slowCloses  atomic.Uint64
 	gapFills    atomic.Uint64
 	writeErrors atomic.Uint64
+	catchUps    atomic.Uint64
 }
 
 var (
@@ -97,6 +107,7 @@ type tenant struct {
 	subs   map[*Subscription]struct{}
 	local  map[string]int                 // agent id -> sockets in this process
 	online map[string]map[string]struct{} // agent id -> nodes holding a socket
+	seen   map[string]time.Time           // other node -> when it last spoke (with Heartbeat on)
 }
 
 // New starts a hub and its worker pool; Close stops them.
@@ -121,16 +132,24 @@ func New(opts Options) *Hub {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Heartbeat > 0 && opts.PresenceExpiry <= 0 {
+		opts.PresenceExpiry = 3 * opts.Heartbeat
+	}
 	h := &Hub{
 		opts:    opts,
 		log:     opts.Logger,
 		broker:  opts.Broker,
 		tenants: make(map[string]*tenant),
+		stop:    make(chan struct{}),
 	}
 	h.runq.cond.L = &h.runq.mu
 	h.workers.Add(opts.Workers)
 	for range opts.Workers {
 		go h.worker()
+	}
+	if opts.Heartbeat > 0 {
+		h.workers.Add(1)
+		go h.heartbeats()
 	}
 	return h
 }
@@ -143,6 +162,7 @@ func (h *Hub) Close() {
 	h.closed = true
 	h.mu.Unlock()
 	if !already {
+		close(h.stop)
 		h.runq.close()
 	}
 	h.workers.Wait()
@@ -155,6 +175,7 @@ func (h *Hub) Stats() Stats {
 		SlowCloses:  h.slowCloses.Load(),
 		GapFills:    h.gapFills.Load(),
 		WriteErrors: h.writeErrors.Load(),
+		CatchUps:    h.catchUps.Load(),
 	}
 }
 
@@ -218,11 +239,23 @@ func (h *Hub) Online(tenantID string) []string {
 	if t == nil {
 		return nil
 	}
+	// This process's own agents come from its sockets, not from its
+	// presence messages coming back through the broker: a networked
+	// broker may hand those back after other processes' news.
 	t.mu.RLock()
-	ids := make([]string, 0, len(t.online))
+	ids := make([]string, 0, len(t.online)+len(t.local))
+	for id := range t.local {
+		ids = append(ids, id)
+	}
 	for id, nodes := range t.online {
-		if len(nodes) > 0 {
-			ids = append(ids, id)
+		if _, mine := t.local[id]; mine {
+			continue
+		}
+		for node := range nodes {
+			if node != h.opts.Node {
+				ids = append(ids, id)
+				break
+			}
 		}
 	}
 	t.mu.RUnlock()
@@ -243,17 +276,29 @@ func (h *Hub) Subscribe(tenantID string, sess inbox.Session, sink Sink) (*Subscr
 		return nil, ErrClosed
 	}
 	t := h.tenants[tenantID]
+	fresh := t == nil
 	if t == nil {
 		t = &tenant{
 			id:     tenantID,
 			subs:   make(map[*Subscription]struct{}),
 			local:  make(map[string]int),
 			online: make(map[string]map[string]struct{}),
+			seen:   make(map[string]time.Time),
 		}
+		// A networked broker returns once the server knows of the
+		// subscription, a round trip: not under h.mu, which Online and
+		// other tenants need meanwhile. pmu keeps every other change of
+		// h.tenants out until t is in.
+		h.mu.Unlock()
 		cancel, err := h.broker.Subscribe(tenantID, func(m Message) { h.deliver(t, m) })
 		if err != nil {
-			h.mu.Unlock()
 			return nil, fmt.Errorf("hub: subscribe tenant %s: %w", tenantID, err)
+		}
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			cancel()
+			return nil, ErrClosed
 		}
 		t.cancel = cancel
 		h.tenants[tenantID] = t
@@ -269,6 +314,10 @@ func (h *Hub) Subscribe(tenantID string, sess inbox.Session, sink Sink) (*Subscr
 
 	if first {
 		h.publishPresence(tenantID, sess.AgentID, true)
+	}
+	if fresh && h.opts.Heartbeat > 0 {
+		// Learn at once who is online on the other processes.
+		h.publishHeartbeatLocked(t, true)
 	}
 	return s, nil
 }
@@ -343,6 +392,9 @@ func (h *Hub) deliver(t *tenant, m Message) {
 		t.mu.RUnlock()
 	case KindPresence:
 		t.mu.Lock()
+		if h.opts.Heartbeat > 0 && m.Node != h.opts.Node {
+			t.seen[m.Node] = time.Now()
+		}
 		nodes := t.online[m.AgentID]
 		was := len(nodes) > 0
 		if m.Online {
@@ -371,5 +423,22 @@ func (h *Hub) deliver(t *tenant, m Message) {
 			}
 		}
 		t.mu.RUnlock()
+	case KindResync:
+		if h.opts.Fill != nil {
+			t.mu.RLock()
+			for s := range t.subs {
+				s.enqueue(item{resync: true})
+			}
+			t.mu.RUnlock()
+		}
+		// Presence messages may have been lost too (or, for a fresh
+		// subscription, sent before the other processes could reach
+		// us): announce our agents and ask the others for theirs, with
+		// or without periodic heartbeats. Only a networked broker sends
+		// KindResync, so one process never does this. Not from here:
+		// publishing presence takes locks a broker callback may not.
+		go h.publishHeartbeat(t, true)
+	case KindHeartbeat:
+		h.heartbeatIn(t, m)
 	}
 }

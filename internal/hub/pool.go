@@ -143,6 +143,14 @@ var errFill = errors.New("fill from store")
 // written and filling any seq jump from the store first.
 func (h *Hub) collect(ctx context.Context, s *Subscription, batch []item, written uint64, frames [][]byte) ([][]byte, uint64, error) {
 	for _, it := range batch {
+		if it.resync {
+			var err error
+			frames, written, err = h.catchUp(ctx, s, written, frames)
+			if err != nil {
+				return frames, written, err
+			}
+			continue
+		}
 		if it.events == nil {
 			frames = append(frames, it.frame)
 			continue
@@ -200,4 +208,43 @@ func (h *Hub) fill(ctx context.Context, s *Subscription, written, upTo uint64, f
 		}
 	}
 	return frames, written, nil
+}
+
+// catchUp appends the frames of every event after written that the store
+// has, whatever the broker delivered: after a possible loss, the last
+// events may be missing with no later event to reveal the jump.
+func (h *Hub) catchUp(ctx context.Context, s *Subscription, written uint64, frames [][]byte) ([][]byte, uint64, error) {
+	if h.opts.Fill == nil {
+		return frames, written, nil
+	}
+	h.catchUps.Add(1)
+	for {
+		events, err := h.opts.Fill(ctx, s.t.id, written)
+		if err != nil {
+			return frames, written, fmt.Errorf("%w: catch up tenant %s since %d: %w", errFill, s.t.id, written, err)
+		}
+		progressed := false
+		for _, ev := range events {
+			if ev.Seq <= written {
+				continue
+			}
+			if ev.Seq != written+1 {
+				return frames, written, fmt.Errorf("store has seq %d after %d: %w", ev.Seq, written, errGap)
+			}
+			data, err := EncodeEvent(ev)
+			if err != nil {
+				return frames, written, fmt.Errorf("%w: %w", errFill, err)
+			}
+			frames = append(frames, data)
+			written = ev.Seq
+			progressed = true
+		}
+		if !progressed {
+			return frames, written, nil
+		}
+		// Events committed meanwhile are queued too; those the store
+		// has just supplied must not count against the queue's bound,
+		// or a catch-up during a burst would close the socket as slow.
+		s.caughtUp(written)
+	}
 }

@@ -17,11 +17,12 @@ type Sink interface {
 	Close(code int, reason string)
 }
 
-// item is one queued delivery: a shared run of event frames or one
-// ephemeral frame (typing, presence) that has no seq.
+// item is one queued delivery: a shared run of event frames, one
+// ephemeral frame (typing, presence) that has no seq, or a catch-up.
 type item struct {
 	events []Frame
 	frame  []byte
+	resync bool // catch up from the store: events may have been lost
 }
 
 // Subscription is one socket's place in its tenant's fan-out.
@@ -147,4 +148,34 @@ func (s *Subscription) kill(code int, reason string) {
 	s.mu.Unlock()
 	s.sink.Close(code, reason)
 	s.hub.runq.push(s)
+}
+
+// caughtUp drops from the queue the events up to seq, which a catch-up
+// has read from the store for the batch being written, and makes enqueue
+// drop them from now on. Called by the worker holding s.
+func (s *Subscription) caughtUp(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastQueued < seq {
+		s.lastQueued = seq
+	}
+	kept, n := s.queue[:0], 0
+	for _, it := range s.queue {
+		if it.events != nil {
+			i := 0
+			for i < len(it.events) && it.events[i].Seq <= seq {
+				i++
+			}
+			if i == len(it.events) {
+				continue
+			}
+			it.events = it.events[i:] // shared: re-slice, never modify
+			n += len(it.events)
+		} else {
+			n++
+		}
+		kept = append(kept, it)
+	}
+	clear(s.queue[len(kept):])
+	s.queue, s.queued = kept, n
 }
