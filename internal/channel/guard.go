@@ -103,6 +103,11 @@ func (g *Guard) Send(ctx context.Context, out inbox.Outgoing) (string, error) {
 		switch {
 		case inbox.ErrorCode(err) == inbox.CodeNotFound:
 			return "", &inbox.SendError{Code: "settled", Message: "this message was already dealt with"}
+		case inbox.ErrorCode(err) == inbox.CodeConflict:
+			// A stale copy: its result is not recorded either (SendResult
+			// ignores stale copies), and the current item keeps its schedule.
+			return "", &inbox.SendError{Code: "stale", Message: "this attempt was already dealt with",
+				Temporary: true, Deferred: true}
 		case err != nil:
 			return "", &inbox.SendError{Code: CodeChannelBusy, Message: "could not record the send; will retry",
 				Temporary: true, Deferred: true, RetryAfter: time.Second}

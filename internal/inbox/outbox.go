@@ -151,6 +151,9 @@ func (s *Service) SendResult(ctx context.Context, o OutboxItem, externalID strin
 			}
 			return err
 		}
+		if cur.stale(o) {
+			return nil // the outcome of a newer attempt is already recorded
+		}
 		m, err := messageOf(tx, o.TenantID, o.MessageID)
 		if ErrorCode(err) == CodeNotFound {
 			return tx.Delete(global(CollOutbox), cur.key())
@@ -210,11 +213,25 @@ func RetryDelay(n int, retryAfter time.Duration) time.Duration {
 	return d
 }
 
+// staleSend is the message of BeginSend's refusal of an item whose copy is
+// out of date.
+const staleSend = "another attempt's outcome was recorded meanwhile"
+
+// stale reports whether o, a copy of the item read earlier, is out of
+// date: an attempt's outcome or a deferral was recorded since, so the copy
+// must be neither sent nor have its result recorded. Sending does not
+// count: BeginSend sets it on the stored item only.
+func (cur OutboxItem) stale(o OutboxItem) bool {
+	return cur.Attempts != o.Attempts || !cur.NextAt.Equal(o.NextAt)
+}
+
 // BeginSend durably marks an outbox item as being handed to its provider,
 // just before the call. uncertain reports that an earlier attempt was
 // marked the same way and its outcome never recorded: the process stopped
 // mid-send, and the provider may or may not have the message. A settled
-// (absent) item answers not_found: there is nothing left to send.
+// (absent) item answers not_found: there is nothing left to send. A copy
+// listed before another attempt's outcome was recorded answers conflict:
+// sending it would repeat that attempt ahead of its retry time.
 func (s *Service) BeginSend(ctx context.Context, o OutboxItem) (uncertain bool, err error) {
 	err = s.store.Update(ctx, func(tx Tx) error {
 		uncertain = false // a store may run the fn more than once
@@ -224,6 +241,9 @@ func (s *Service) BeginSend(ctx context.Context, o OutboxItem) (uncertain bool, 
 				return notFound("outbox item")
 			}
 			return err
+		}
+		if cur.stale(o) {
+			return Errorf(CodeConflict, "the outbox item changed since it was listed: %s", staleSend)
 		}
 		if cur.Sending != nil {
 			uncertain = true

@@ -519,7 +519,7 @@ func TestBeginSendMarksUncertainAfterACrash(t *testing.T) {
 	f := newChanFixture(t, inbox.ChannelSMS)
 	ctx := context.Background()
 	conv := f.receive(t, "+1555", "in-1", "hi").ConversationID
-	_, item := f.reply(t, conv, "hello")
+	m, item := f.reply(t, conv, "hello")
 	if u, err := f.svc.BeginSend(ctx, item); err != nil || u {
 		t.Fatalf("first BeginSend = %v, %v", u, err)
 	}
@@ -530,6 +530,20 @@ func TestBeginSendMarksUncertainAfterACrash(t *testing.T) {
 	// A recorded temporary failure clears the mark.
 	if err := f.svc.SendResult(ctx, item, "", &inbox.SendError{Code: "x", Temporary: true}); err != nil {
 		t.Fatal(err)
+	}
+	// The copy listed before that failure is out of date: it may neither
+	// be sent (that would repeat the attempt ahead of its retry time) nor
+	// have a result recorded.
+	stale := item
+	if _, err := f.svc.BeginSend(ctx, stale); inbox.ErrorCode(err) != inbox.CodeConflict {
+		t.Fatalf("BeginSend of a stale copy: %v, want conflict", err)
+	}
+	if err := f.svc.SendResult(ctx, stale, "", &inbox.SendError{Code: "y", Message: "stale failure", Temporary: true}); err != nil {
+		t.Fatal(err)
+	}
+	item = f.item(t, m.ID)
+	if item.Attempts != 1 || item.LastError == "stale failure" {
+		t.Fatalf("after a stale copy's result: attempts %d, last error %q; want 1 from the recorded failure", item.Attempts, item.LastError)
 	}
 	if u, err := f.svc.BeginSend(ctx, item); err != nil || u {
 		t.Fatalf("after a recorded failure: %v, %v; want certain", u, err)
