@@ -19,8 +19,12 @@
 // Update also holds a session advisory lock per tenant it touches: taken
 // before BEGIN when a tenant is the first thing fn touches (the snapshot is
 // then fresh and the transaction cannot conflict with that tenant's earlier
-// writers), tried without waiting when fn reaches a tenant later, and, on a
-// retry, taken up front for every tenant the failed attempt touched. Locks
+// writers); when fn has only read global records before its first tenant
+// (a webhook looks up its channel), waited for after rolling back, the
+// transaction begun again and those records read again to check fn saw
+// what the new snapshot holds (rebase); tried without waiting when fn
+// reaches a tenant later still; and, on a retry, taken up front for every
+// tenant the failed attempt touched. Locks
 // are waited for only while holding none or, up front, in key order, so they
 // cannot deadlock; SERIALIZABLE, not the locks, is what makes it correct.
 //
@@ -67,6 +71,11 @@ type Options struct {
 	// MaxAttempts caps how often one Update runs after serialization
 	// failures before giving up (default 50).
 	MaxAttempts int
+	// OnCommit, when set, is called after every committed Update with the
+	// time its transaction took, from its first statement to the end of
+	// COMMIT, and batch 1 (the same signature as internal/bolt's, whose
+	// commits carry many Updates). It must be quick.
+	OnCommit func(d time.Duration, batch int)
 }
 
 // Store is an inbox.Store on a PostgreSQL database. Its methods are safe
@@ -78,6 +87,7 @@ type Store struct {
 	pub      inbox.Publisher
 	log      *slog.Logger
 	attempts int
+	onCommit func(time.Duration, int)
 
 	mu       sync.RWMutex // guards closed and inflight.Add
 	closed   bool
@@ -142,6 +152,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pub:      opts.Publisher,
 		log:      opts.Logger,
 		attempts: opts.MaxAttempts,
+		onCommit: opts.OnCommit,
 		pubq:     make(chan []inbox.Event, 1024),
 		pubDone:  make(chan struct{}),
 	}
@@ -237,6 +248,7 @@ func backoff(ctx context.Context, attempt int) error {
 // succeed. t.clean reports that the session ended with no transaction and
 // no locks, fit for reuse.
 func (s *Store) attempt(t *tx, fn func(inbox.Tx) error) (retry bool, err error) {
+	start := time.Now()
 	if err := t.lockUpFront(); err != nil {
 		return false, err
 	}
@@ -263,6 +275,9 @@ func (s *Store) attempt(t *tx, fn func(inbox.Tx) error) (retry bool, err error) 
 	if err := t.commit(); err != nil {
 		t.end(false)
 		return isRetryable(err), err
+	}
+	if s.onCommit != nil && t.begun {
+		s.onCommit(time.Since(start), 1)
 	}
 	if s.pub != nil && len(t.events) > 0 {
 		// Before the locks go, so the next writer of the tenant in this
@@ -366,6 +381,18 @@ func (s *Store) Oldest(ctx context.Context, tenant string) (uint64, error) {
 		return 0, fmt.Errorf("oldest event of tenant %q: %w", tenant, err)
 	}
 	return uint64(oldest), nil
+}
+
+// Ping checks that the database answers, for readiness checks.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.inflight.Done()
+	if err := s.reads.Ping(ctx); err != nil {
+		return fmt.Errorf("ping postgres: %w", err)
+	}
+	return nil
 }
 
 // Close stops new calls, waits for those running, hands the last events to

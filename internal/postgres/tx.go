@@ -61,6 +61,11 @@ type tx struct {
 	err error
 	// clean: the session ended with no transaction open and no locks held.
 	clean bool
+	// pre are the global records an Update read before reaching any
+	// tenant, as read (val nil: absent), so rebase can check them in a
+	// later snapshot; preScan: it also scanned, which rebase cannot check.
+	pre     []preRead
+	preScan bool
 
 	// ops are Puts and Deletes not sent yet, in order; latest indexes the
 	// last op per key so Get reads this tx's own writes without a flush.
@@ -85,6 +90,11 @@ type op struct {
 }
 
 type opKey struct{ tenant, coll, key string }
+
+type preRead struct {
+	coll     string
+	key, val []byte
+}
 
 func (t *tx) db() querier {
 	if t.conn != nil {
@@ -179,6 +189,9 @@ func (t *tx) enter(tenant string, write bool) error {
 		t.begun = true
 		return nil
 	}
+	if tenant != "" && !t.locked[key] && t.rebaseable() {
+		return t.rebase(key)
+	}
 	if tenant != "" && !t.locked[key] {
 		var ok bool
 		if err := t.conn.QueryRow(t.ctx, "SELECT pg_try_advisory_lock($1, $2)", lockClassTenant, key).Scan(&ok); err != nil {
@@ -191,6 +204,78 @@ func (t *tx) enter(tenant string, write bool) error {
 		t.locked[key] = true
 	}
 	return nil
+}
+
+// rebaseable reports that the transaction has only read global records so
+// far, all of which rebase can check: it holds no lock and wrote nothing.
+func (t *tx) rebaseable() bool {
+	return t.writable && len(t.locked) == 0 && t.writes == 0 && len(t.ops) == 0 && !t.preScan
+}
+
+// rebase moves a transaction that read only global records (a webhook's
+// channel, a session) onto a snapshot taken once the first tenant it
+// reaches is locked: it rolls back, waits for the lock (holding none, so
+// no deadlock), begins again and reads those records once more. If they
+// are unchanged, fn's reads are what it would have read in the new
+// snapshot, so it goes on there, and the tenant's earlier writers are all
+// in that snapshot: nothing left to conflict with. Without this, every
+// writer of a busy tenant that starts with a global read would find the
+// tenant locked, or read it in a snapshot from before its last writer, and
+// run twice.
+func (t *tx) rebase(key int32) error {
+	t.locked[key] = true // set first: a failure below may have taken it
+	sql := fmt.Sprintf("ROLLBACK; SELECT pg_advisory_lock(%d, %d); COMMIT; BEGIN ISOLATION LEVEL SERIALIZABLE", lockClassTenant, key)
+	if _, err := t.conn.Exec(t.ctx, sql); err != nil {
+		return t.fail(fmt.Errorf("lock tenant: %w", err))
+	}
+	pre := t.pre
+	t.pre = nil
+	if len(pre) == 0 {
+		return nil
+	}
+	colls := make([]string, len(pre))
+	keys := make([][]byte, len(pre))
+	for i, r := range pre {
+		colls[i], keys[i] = r.coll, r.key
+	}
+	rows, err := t.conn.Query(t.ctx, `SELECT r.i, kv.val FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS r(coll, key, i)
+		LEFT JOIN kv ON kv.tenant = '' AND kv.coll = r.coll AND kv.key = r.key`, colls, keys)
+	if err != nil {
+		return t.fail(fmt.Errorf("check reads: %w", err))
+	}
+	defer rows.Close()
+	seen := 0
+	same := true
+	for rows.Next() {
+		var (
+			i   int64
+			val []byte
+		)
+		if err := rows.Scan(&i, &val); err != nil {
+			return t.fail(fmt.Errorf("check reads: %w", err))
+		}
+		seen++
+		r := pre[i-1]
+		if (val == nil) != (r.val == nil) || !bytes.Equal(val, r.val) {
+			same = false
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return t.fail(fmt.Errorf("check reads: %w", err))
+	}
+	if seen != len(pre) || !same {
+		// fn saw what is no longer so: run it again, lock taken up front.
+		t.doomed = true
+		return errContended
+	}
+	return nil
+}
+
+// notePre records a global read made before any tenant, for rebase.
+func (t *tx) notePre(coll, key string, val []byte) {
+	if t.rebaseable() && len(t.touched) == 0 {
+		t.pre = append(t.pre, preRead{coll: coll, key: []byte(key), val: val})
+	}
 }
 
 // commit writes the appended events and the moved heads and commits, in
@@ -312,10 +397,19 @@ func (t *tx) Get(c inbox.Collection, key string, v any) error {
 	}
 	err = t.db().QueryRow(t.ctx, "SELECT val FROM kv WHERE tenant = $1 AND coll = $2 AND key = $3", c.Tenant, c.Name, []byte(key)).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
+		if tenant == "" {
+			t.notePre(c.Name, key, nil)
+		}
 		return fmt.Errorf("%s %q: %w", c.Name, key, inbox.ErrNotFound)
 	}
 	if err != nil {
 		return t.fail(fmt.Errorf("get %s %q: %w", c.Name, key, err))
+	}
+	if tenant == "" {
+		if raw == nil {
+			raw = []byte{} // present, even if empty
+		}
+		t.notePre(c.Name, key, raw)
 	}
 	return t.decode(c, key, raw, v)
 }
@@ -396,6 +490,9 @@ func (t *tx) Scan(c inbox.Collection, prefix, after string, reverse bool, fn fun
 	}
 	if err := t.enter(tenant, false); err != nil {
 		return err
+	}
+	if tenant == "" && t.writable {
+		t.preScan = true
 	}
 	pfx, aft := []byte(prefix), []byte(after)
 	hasAfter := after != ""
