@@ -36,6 +36,9 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return errors.New("backup: one FILE is required")
 	}
+	if isPostgresURL(os.Getenv("ONEBOX_STORE")) {
+		return errPostgresBackups("backup")
+	}
 	if *token == "" {
 		return errors.New("backup: the operator token is required (--token or ONEBOX_OPERATOR_TOKEN)")
 	}

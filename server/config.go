@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -39,7 +41,18 @@ type config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For gives the client
 	// address (ONEBOX_TRUSTED_PROXIES); empty trusts none.
 	TrustedProxies []netip.Prefix
+	// Store (ONEBOX_STORE) is a PostgreSQL URL for running several
+	// processes on one database; empty keeps bbolt in Data.
+	Store string
+	// MediaDir (ONEBOX_MEDIA_DIR) holds media bytes; default <data>/media.
+	// With PostgreSQL it is required: every process must see every file.
+	MediaDir string
+	// NATSURL (ONEBOX_NATS_URL) carries live events between processes.
+	NATSURL string
 }
+
+// shared reports whether several processes may run on this configuration.
+func (c config) shared() bool { return c.Store != "" }
 
 func envOr(key, def string) string {
 	if v, ok := os.LookupEnv(key); ok && v != "" {
@@ -57,6 +70,9 @@ func parseServe(args []string, stderr io.Writer) (config, error) {
 		OperatorToken: os.Getenv("ONEBOX_OPERATOR_TOKEN"),
 		SecretKey:     os.Getenv("ONEBOX_SECRET_KEY"),
 		LogLevel:      envOr("ONEBOX_LOG_LEVEL", "info"),
+		Store:         os.Getenv("ONEBOX_STORE"),
+		MediaDir:      os.Getenv("ONEBOX_MEDIA_DIR"),
+		NATSURL:       os.Getenv("ONEBOX_NATS_URL"),
 		MaxBody:       1 << 20,
 		MaxUpload:     16 << 20,
 	}
@@ -115,7 +131,20 @@ func parseServe(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (ONEBOX_LOG_LEVEL)")
 	fs.StringVar(&origins, "allowed-origins", origins, "extra comma-separated origins allowed to open WebSockets (ONEBOX_ALLOWED_ORIGINS)")
 	fs.BoolVar(&c.Demo, "demo", false, "create a demo team and simulated customers")
+	fs.StringVar(&c.MediaDir, "media-dir", c.MediaDir, "media directory, shared by every process with PostgreSQL (ONEBOX_MEDIA_DIR; default DATA/media)")
+	// URLs may carry passwords: their flags show no default in -h.
+	store := fs.String("store", "", "postgres:// URL of a shared database; empty keeps bbolt in the data directory (ONEBOX_STORE)")
+	natsURL := fs.String("nats-url", "", "NATS server carrying live events between processes; needs --store (ONEBOX_NATS_URL)")
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if *store != "" {
+		c.Store = *store
+	}
+	if *natsURL != "" {
+		c.NATSURL = *natsURL
+	}
+	if err := checkScaleOut(&c); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
@@ -137,6 +166,30 @@ func parseServe(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// checkScaleOut checks the settings for running on PostgreSQL (and NATS)
+// and fills in the media directory's default.
+func checkScaleOut(c *config) error {
+	if err := checkStoreSetting(c.Store); err != nil {
+		return err
+	}
+	if c.NATSURL != "" && !c.shared() {
+		return errors.New("ONEBOX_NATS_URL (--nats-url) needs a PostgreSQL store (ONEBOX_STORE): with bbolt only one process can run, and it needs no NATS")
+	}
+	if !c.shared() {
+		if c.MediaDir == "" {
+			c.MediaDir = filepath.Join(c.Data, "media")
+		}
+		return nil
+	}
+	if c.MediaDir == "" {
+		return errors.New("ONEBOX_MEDIA_DIR (--media-dir) is required with a PostgreSQL store: every process must read and write the same media files, so point it at a shared directory")
+	}
+	if c.SecretKey == "" {
+		return errors.New("ONEBOX_SECRET_KEY is required with a PostgreSQL store: every process must seal channel secrets with the same key (after `onebox migrate`, use the key in the old data directory's secret.key)")
+	}
+	return nil
 }
 
 // parseRate reads a rate limit written N/UNIT:BURST, UNIT one of s, m, h

@@ -21,9 +21,11 @@ const usage = `OneBox — a unified inbox for customer-support teams.
 
 Usage:
   onebox serve [--demo] [--addr ADDR] [--data DIR] [--public-url URL] [--log-level LEVEL]
-  onebox tenant create --name NAME [--data DIR]
+               [--store postgres://...] [--media-dir DIR] [--nats-url URL]
+  onebox tenant create --name NAME [--data DIR] [--store URL]
   onebox backup [--url URL] [--token TOKEN] FILE   (copy a running server's database)
   onebox restore [--data DIR] FILE                 (server stopped; the old database is kept)
+  onebox migrate --from DIR --to postgres://...    (server stopped; copy bbolt into PostgreSQL)
   onebox loadtest [flags]     (run "onebox loadtest -h" for its flags)
   onebox version
 `
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = backupCmd(ctx, args[1:], stdout, stderr)
 	case "restore":
 		err = restoreCmd(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		err = migrateCmd(ctx, args[1:], stdout, stderr)
 	case "loadtest":
 		err = loadtestCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":

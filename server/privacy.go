@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/onebox/onebox/internal/bolt"
 	"github.com/onebox/onebox/internal/inbox"
 	"github.com/onebox/onebox/internal/media"
 	"github.com/onebox/onebox/internal/privacy"
@@ -13,8 +12,8 @@ import (
 
 // newEraser wires the erasure runner: the service records requests and
 // wakes it; it removes media files and compacts the store file.
-func newEraser(svc *inbox.Service, store *bolt.Store, mediaStore *media.Store, log *slog.Logger) (*privacy.Eraser, error) {
-	e, err := privacy.NewEraser(privacy.EraserConfig{Service: svc, Media: mediaStore, Compactor: store, Logger: log})
+func newEraser(svc *inbox.Service, compactor privacy.Compactor, mediaStore *media.Store, log *slog.Logger) (*privacy.Eraser, error) {
+	e, err := privacy.NewEraser(privacy.EraserConfig{Service: svc, Media: mediaStore, Compactor: compactor, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -25,7 +24,7 @@ func newEraser(svc *inbox.Service, store *bolt.Store, mediaStore *media.Store, l
 // sealSecrets gives the service the server key, seals channel secrets
 // stored before there was one, and then compacts the store so their plain
 // copies leave the file.
-func sealSecrets(ctx context.Context, svc *inbox.Service, store *bolt.Store, cfg config) error {
+func sealSecrets(ctx context.Context, svc *inbox.Service, compact func(context.Context) error, cfg config) error {
 	key, err := privacy.LoadSecretKey(cfg.Data, cfg.SecretKey)
 	if err != nil {
 		return fmt.Errorf("secret key: %w", err)
@@ -37,8 +36,13 @@ func sealSecrets(ctx context.Context, svc *inbox.Service, store *bolt.Store, cfg
 	if err != nil || n == 0 {
 		return err
 	}
-	return store.Compact(ctx)
+	return compact(ctx)
 }
+
+// compactFunc makes a store's Compact a privacy.Compactor.
+type compactFunc func(context.Context) error
+
+func (f compactFunc) Compact(ctx context.Context) error { return f(ctx) }
 
 // purgeExpired is the hourly retention run: messages past each tenant's
 // policy, then expired sessions and old audit IP addresses.

@@ -16,7 +16,8 @@ import (
 // restoreCmd is `onebox restore [--data DIR] FILE`, run with the server
 // stopped: it checks FILE is a sound database, then puts a copy of it in
 // place of DIR's onebox.db, keeping the old file as onebox.db.bak-<time>.
-// It refuses while a server holds the store.
+// It refuses while a server holds the store, and with a PostgreSQL store
+// (ONEBOX_STORE), whose own tools restore it.
 func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -34,6 +35,9 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if isPostgresURL(os.Getenv("ONEBOX_STORE")) {
+		return errPostgresBackups("restore")
 	}
 	kept, err := restore(*data, fs.Arg(0), time.Now())
 	if err != nil {
@@ -110,4 +114,10 @@ func copyFileSynced(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// errPostgresBackups explains that backup and restore are PostgreSQL's own
+// business when it is the store.
+func errPostgresBackups(cmd string) error {
+	return fmt.Errorf("%s: ONEBOX_STORE is a PostgreSQL database; back it up with pg_dump and restore it with pg_restore (docs/scaling.md), and copy ONEBOX_MEDIA_DIR apart", cmd)
 }

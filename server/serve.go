@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/onebox/onebox"
-	"github.com/onebox/onebox/internal/bolt"
 	"github.com/onebox/onebox/internal/channel/demo"
 	"github.com/onebox/onebox/internal/httpapi"
 	"github.com/onebox/onebox/internal/hub"
@@ -20,6 +17,7 @@ import (
 	"github.com/onebox/onebox/internal/jobs"
 	"github.com/onebox/onebox/internal/media"
 	"github.com/onebox/onebox/internal/metrics"
+	"github.com/onebox/onebox/internal/nats"
 	"github.com/onebox/onebox/internal/outbox"
 	"github.com/onebox/onebox/internal/push"
 	"github.com/onebox/onebox/internal/ws"
@@ -34,9 +32,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
-	}
+	// The node names this process to the others (presence, job leases).
+	node := nodeID()
 
 	reg := metrics.NewRegistry()
 	metrics.RegisterRuntime(reg)
@@ -44,18 +41,31 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	commitBatch := reg.Histogram("onebox_store_commit_batch_size", "Writes committed together in one transaction.", []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024})
 	eventsTotal := reg.Counter("onebox_events_total", "Events appended to tenants' logs.")
 
+	// With NATS, live events reach the sockets every process holds; a
+	// process that misses some fills the gap from the shared store.
+	hubOpts := hub.Options{Logger: log, Node: node}
+	if cfg.NATSURL != "" {
+		broker, err := nats.Connect(nats.Options{URL: cfg.NATSURL, Name: "onebox " + node, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer broker.Close()
+		hubOpts.Broker = broker
+		hubOpts.Heartbeat = 2 * time.Second
+	}
 	// The hub fills a gap in what it is handed from the store; the store
 	// publishes to the hub. The closure breaks that cycle.
-	var store *bolt.Store
-	h := hub.New(hub.Options{Logger: log, Fill: func(ctx context.Context, tenant string, since uint64) ([]inbox.Event, error) {
+	var store inbox.Store
+	hubOpts.Fill = func(ctx context.Context, tenant string, since uint64) ([]inbox.Event, error) {
 		evs, _, err := store.Events(ctx, tenant, since, 1000)
 		return evs, err
-	}})
+	}
+	h := hub.New(hubOpts)
 	defer h.Close()
 	// Push notifications get committed events after the hub, through a
 	// queue that never holds up a commit.
 	pushFeed := push.NewFeed(0)
-	store, err = bolt.Open(storePath(cfg.Data), bolt.Options{
+	opened, err := openStore(ctx, cfg.Store, cfg.Data, storeHooks{
 		Logger: log,
 		Publisher: inbox.PublisherFunc(func(evs []inbox.Event) {
 			eventsTotal.Add(float64(len(evs)))
@@ -70,31 +80,35 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	store = opened.Store
 	storeOpen := true
 	defer func() {
 		if storeOpen {
 			store.Close()
 		}
 	}()
+	if opened.Retries != nil {
+		reg.CounterFunc("onebox_store_retries_total", "Transactions run again after conflicting with another writer.", func() float64 { return float64(opened.Retries()) })
+	}
 
 	svc, err := inbox.NewService(inbox.Config{Store: store, Live: h, PublicURL: cfg.PublicURL, Logger: log,
 		ReadReceipts: []string{inbox.ChannelWhatsApp}})
 	if err != nil {
 		return err
 	}
-	if err := sealSecrets(ctx, svc, store, cfg); err != nil {
+	if err := sealSecrets(ctx, svc, opened.Compact, cfg); err != nil {
 		return err
 	}
 
 	mediaStore, err := media.New(ctx, media.Config{
-		Dir: filepath.Join(cfg.Data, "media"), Service: svc, PublicURL: cfg.PublicURL,
+		Dir: cfg.MediaDir, Service: svc, PublicURL: cfg.PublicURL,
 		MaxSize: int64(cfg.MaxUpload), Logger: log,
 	})
 	if err != nil {
 		return err
 	}
 	svc.SetMediaURLs(mediaStore.SignURLs)
-	eraser, err := newEraser(svc, store, mediaStore, log)
+	eraser, err := newEraser(svc, compactFunc(opened.Compact), mediaStore, log)
 	if err != nil {
 		return err
 	}
@@ -122,7 +136,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	senders[inbox.ChannelDemo] = demoSender
 	webhooks := providerChannels(svc, mediaStore, int64(cfg.MaxUpload), senders, log)
 
-	worker := outbox.New(outbox.Config{Service: svc, Senders: senders, Logger: log})
+	ocfg := outbox.Config{Service: svc, Senders: senders, Logger: log}
+	if opened.Shared {
+		// Replies written in another process do not wake this one's
+		// worker; it looks for them this often instead.
+		ocfg.PollInterval = time.Second
+	}
+	worker := outbox.New(ocfg)
 	svc.SetOnOutbound(worker.Wake)
 
 	if cfg.Demo {
@@ -143,25 +163,35 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxUpload:      cfg.MaxUpload,
 		Webhooks:       webhooks,
 		Static:         onebox.WebApp(),
-		Backup:         store.Backup,
+		Backup:         opened.Backup,
 		Limits:         cfg.Limits,
 		TrustedProxies: cfg.TrustedProxies,
 		Ready: func() error {
 			if ctx.Err() != nil {
 				return errors.New("shutting down")
 			}
-			return nil
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return opened.Ping(pctx)
 		},
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	log.Info("onebox listening", "addr", ln.Addr().String(), "data", cfg.Data, "version", version)
+	log.Info("onebox listening", "addr", ln.Addr().String(), "store", opened.Where, "media", cfg.MediaDir,
+		"nats", cfg.NATSURL != "", "node", node, "version", version)
 	if cfg.Demo {
 		fmt.Fprintf(stdout, "\nOpen %s and sign in with one of the keys above.\n\n", cfg.PublicURL)
 	}
 
+	// Jobs that work on the whole store run in one process at a time among
+	// those sharing it; with bbolt (no lease store) they simply run here.
+	var leases inbox.Store
+	if opened.Shared {
+		leases = store
+	}
+	leader := jobs.NewLeader(jobs.LeaderConfig{Store: leases, Holder: node, Logger: log})
 	var wg sync.WaitGroup
 	background := func(name string, f func(context.Context) error) {
 		wg.Add(1)
@@ -172,22 +202,31 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}()
 	}
-	background("outbox", worker.Run)
-	background("push", pusher.Run)
-	background("snoozes", func(ctx context.Context) error { return jobs.Snoozes(ctx, svc, 5*time.Second, log) })
-	background("stale-statuses", staleStatuses(svc, log))
-	background("media-cleanup", func(ctx context.Context) error {
+	single := func(name string, f func(context.Context) error) { background(name, leader.Wrap(name, f)) }
+	single("outbox", worker.Run)
+	single("snoozes", func(ctx context.Context) error { return jobs.Snoozes(ctx, svc, 5*time.Second, log) })
+	single("stale-statuses", staleStatuses(svc, log))
+	single("media-cleanup", func(ctx context.Context) error {
 		return jobs.Every(ctx, "clean up unused media", time.Hour, log, mediaStore.Cleanup)
 	})
-	background("demo-receipts", demoSender.Run)
-	background("erasure", eraser.Run)
-	background("retention", func(ctx context.Context) error {
+	single("erasure", func(ctx context.Context) error {
+		if opened.Shared {
+			go wakeEvery(ctx, 30*time.Second, eraser.Wake)
+		}
+		return eraser.Run(ctx)
+	})
+	single("retention", func(ctx context.Context) error {
 		return jobs.Every(ctx, "purge data past retention", time.Hour, log, purgeExpired(svc, log))
 	})
 	if cfg.Demo {
 		sim := demo.NewSimulator(demo.SimulatorConfig{Service: svc, Logger: log})
-		background("demo-customers", sim.Run)
+		single("demo-customers", sim.Run)
 	}
+	// Each process pushes for the messages it committed itself (its feed
+	// sees only those), so every message is pushed once with no lease; the
+	// demo channel's receipts follow the sends of this process's outbox.
+	background("push", pusher.Run)
+	background("demo-receipts", demoSender.Run)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- api.Serve(ln) }()

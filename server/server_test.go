@@ -21,6 +21,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
+	"github.com/onebox/onebox/internal/pgtest"
 )
 
 // binary is the onebox command built once for these tests: they run the
@@ -40,7 +41,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build onebox:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -106,8 +107,14 @@ var listening = regexp.MustCompile(`msg="onebox listening" addr=(\S+)`)
 // says where it listens.
 func start(t *testing.T, dataDir string, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, nil, dataDir, args...)
+}
+
+// startEnv is start with extra environment variables (KEY=value).
+func startEnv(t *testing.T, env []string, dataDir string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dataDir}, args...)...)
-	cmd.Env = append(os.Environ(), "ONEBOX_OPERATOR_TOKEN="+operatorToken)
+	cmd.Env = append(append(os.Environ(), "ONEBOX_OPERATOR_TOKEN="+operatorToken), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -6,35 +6,43 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
-	"github.com/onebox/onebox/internal/bolt"
 	"github.com/onebox/onebox/internal/inbox"
 )
 
 // tenantCmd handles `onebox tenant create`. It opens the store directly, so
-// it works only while the server is stopped; with the server running, the
-// operator uses POST /api/v1/tenants instead.
+// it works only while the server is stopped (with bbolt; a PostgreSQL store
+// takes it at any time); with the server running, the operator can use
+// POST /api/v1/tenants instead.
 func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: onebox tenant create --name NAME [--data DIR]")
+		return errors.New("usage: onebox tenant create --name NAME [--data DIR] [--store URL]")
 	}
 	fs := flag.NewFlagSet("tenant create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	name := fs.String("name", "", "the organization's name")
 	data := fs.String("data", envOr("ONEBOX_DATA", "./data"), "data directory (ONEBOX_DATA)")
+	storeURL := fs.String("store", "", "postgres:// URL of a shared database (ONEBOX_STORE)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if *storeURL == "" {
+		*storeURL = os.Getenv("ONEBOX_STORE")
 	}
 	if *name == "" {
 		return errors.New("tenant create: --name is required")
 	}
-	store, err := bolt.Open(storePath(*data), bolt.Options{})
+	opened, err := openStore(ctx, *storeURL, *data, storeHooks{})
 	if err != nil {
+		if *storeURL != "" {
+			return err
+		}
 		return fmt.Errorf("%w (is the server running? then use POST /api/v1/tenants)", err)
 	}
-	defer store.Close()
-	svc, err := inbox.NewService(inbox.Config{Store: store})
+	defer opened.Store.Close()
+	svc, err := inbox.NewService(inbox.Config{Store: opened.Store})
 	if err != nil {
 		return err
 	}
