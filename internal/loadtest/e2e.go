@@ -228,7 +228,7 @@ pace:
 	r.rep.Add(s, "CPU while sending: server / load tool's sender",
 		fmt.Sprintf("%.0f%% / %.0f%% of one core", 100*(cpu1-cpu0).Seconds()/busy, 100*(self1-self0).Seconds()/busy), "", Info)
 	r.rep.Add(s, "client workers' CPU since they started", fmt.Sprintf("%.1f s", st.CPUSeconds), "", Info)
-	r.rep.Note("e2e: no provider webhook takes deliveries yet, so the messages are agents' %s sent with POST /api/v1/conversations/{id}/messages, each a message.created (and a conversation.updated) event for every socket of its tenant; latency runs from just before the POST to the frame's arrival, on one clock. Conversations were brought in by %s.", kind, a.inboundName())
+	r.rep.Note("e2e: the messages are agents' %s sent with POST /api/v1/conversations/{id}/messages (webhooks are timed by the channels' benchmarks and the scale scenario), each a message.created (and a conversation.updated) event for every socket of its tenant; latency runs from just before the POST to the frame's arrival, on one clock. Conversations were brought in by %s.", kind, a.inboundName())
 	return nil
 }
 
