@@ -57,6 +57,13 @@ type Options struct {
 	// closed with 1013 (try again later) after its hello. Default 20;
 	// negative means no cap.
 	MaxSocketsPerAgent int
+	// MaxSockets caps this process's open sockets, so they can never take
+	// the file descriptors the store, providers' calls and the HTTP API
+	// need: past it a new socket is answered 503 before the upgrade, and
+	// the client tries again (through a load balancer, likely elsewhere).
+	// Default: the open-file limit less a reserve (DefaultMaxSockets);
+	// negative means no cap.
+	MaxSockets int
 	// FrameRate and FrameBurst limit the frames a client may send on one
 	// socket (per second, and at once); a flood closes the socket with
 	// 1008 (policy violation). Defaults 20/s and 60.
@@ -76,6 +83,10 @@ type Stats struct {
 	AgentLimitCloses uint64 // 1013: the agent already has MaxSocketsPerAgent sockets
 	FloodCloses      uint64 // 1008: frames faster than FrameRate/FrameBurst
 	TooBigCloses     uint64 // 1009: a frame larger than ReadLimit
+	CapacityRefusals uint64 // 503 before the upgrade: MaxSockets reached
+	// Admitted counts sockets against MaxSockets: from the upgrade request
+	// until the socket is gone.
+	Admitted int64
 }
 
 // Server accepts WebSocket sessions and tracks them so Shutdown can close
@@ -103,6 +114,11 @@ type Server struct {
 	pingFailures atomic.Uint64
 
 	agentLimitCloses, floodCloses, tooBigCloses atomic.Uint64
+
+	// admitted counts sockets from the moment ServeConn takes them until
+	// they end, for MaxSockets.
+	admitted         atomic.Int64
+	capacityRefusals atomic.Uint64
 }
 
 // NewServer returns a Server and starts its pinger; Shutdown stops it.
@@ -136,6 +152,9 @@ func NewServer(opts Options) *Server {
 	}
 	if opts.MaxSocketsPerAgent == 0 {
 		opts.MaxSocketsPerAgent = 20
+	}
+	if opts.MaxSockets == 0 {
+		opts.MaxSockets = DefaultMaxSockets()
 	}
 	if opts.FrameRate <= 0 {
 		opts.FrameRate = 20
@@ -176,6 +195,8 @@ func (s *Server) Stats() Stats {
 		AgentLimitCloses: s.agentLimitCloses.Load(),
 		FloodCloses:      s.floodCloses.Load(),
 		TooBigCloses:     s.tooBigCloses.Load(),
+		CapacityRefusals: s.capacityRefusals.Load(),
+		Admitted:         s.admitted.Load(),
 	}
 }
 
@@ -189,6 +210,15 @@ func (s *Server) Stats() Stats {
 // socket, only ever runs the shallow read loop and so keeps a 4 KiB stack
 // instead of 8 KiB, a third of an idle socket's cost.
 func (s *Server) ServeConn(nc net.Conn, r *http.Request) {
+	if !s.admit() {
+		s.capacityRefusals.Add(1)
+		w := newHijackWriter(nc, s.corkPool)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "this server holds as many live connections as it can; try again", http.StatusServiceUnavailable)
+		_ = nc.Close()
+		return
+	}
+	defer s.admitted.Add(-1)
 	started := make(chan *conn, 1)
 	go func() { started <- s.start(nc, r) }()
 	if c := <-started; c != nil {
@@ -322,4 +352,32 @@ func (s *Server) countReadError(err error) {
 	if errors.Is(err, websocket.ErrMessageTooBig) {
 		s.tooBigCloses.Add(1)
 	}
+}
+
+// admit counts one more socket unless MaxSockets are open already.
+func (s *Server) admit() bool {
+	max := int64(s.opts.MaxSockets)
+	for {
+		n := s.admitted.Load()
+		if max > 0 && n >= max {
+			return false
+		}
+		if s.admitted.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// socketsWithin is what DefaultMaxSockets leaves to sockets out of an
+// open-file limit.
+func socketsWithin(limit uint64) int {
+	const maxInt = int(^uint(0) >> 1)
+	if limit > uint64(maxInt) {
+		return 0 // unlimited
+	}
+	reserve := max(uint64(1024), limit/10)
+	if limit <= 2*reserve {
+		return 0 // too few files to split; the HTTP bound and the OS decide
+	}
+	return int(limit - reserve)
 }

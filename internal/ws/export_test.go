@@ -1,0 +1,4 @@
+package ws
+
+// SocketsWithin is socketsWithin for the external tests.
+var SocketsWithin = socketsWithin
