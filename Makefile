@@ -41,6 +41,8 @@ test:
 	# store, and the X-Forwarded-For walk behind trusted proxies
 	$(GO) test -run '^$$' -fuzz '^FuzzAPIBodies$$' -fuzztime 5s ./internal/httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzForwardedFor$$' -fuzztime 5s ./internal/httpapi
+	# messages between OneBox processes over NATS
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 5s ./internal/nats
 
 ## fuzz: every fuzz target in the module for FUZZTIME each (default 60s),
 ## one after another, with the executions each made
