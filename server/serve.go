@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/onebox/onebox"
@@ -44,6 +45,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// With NATS, live events reach the sockets every process holds; a
 	// process that misses some fills the gap from the shared store.
 	hubOpts := hub.Options{Logger: log, Node: node}
+	// The hub checks sessions through the service, which is built on the
+	// store the hub feeds: set once the service exists.
+	var sessionChecker atomic.Pointer[inbox.Service]
 	if cfg.NATSURL != "" {
 		broker, err := nats.Connect(nats.Options{URL: cfg.NATSURL, Name: "onebox " + node, Logger: log})
 		if err != nil {
@@ -52,6 +56,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer broker.Close()
 		hubOpts.Broker = broker
 		hubOpts.Heartbeat = 2 * time.Second
+		// A revocation announced while this process was cut off from
+		// NATS is found in the store after the reconnect, and within a
+		// minute if the loss went unnoticed.
+		hubOpts.Verify = func(ctx context.Context, _ string, sessions []inbox.Session) ([]bool, error) {
+			svc := sessionChecker.Load()
+			if svc == nil {
+				return nil, errors.New("service not started")
+			}
+			return svc.SessionsValid(ctx, sessions)
+		}
+		hubOpts.VerifyEvery = time.Minute
 	}
 	// The hub fills a gap in what it is handed from the store; the store
 	// publishes to the hub. The closure breaks that cycle.
@@ -96,6 +111,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sessionChecker.Store(svc)
 	if err := sealSecrets(ctx, svc, opened.Compact, cfg); err != nil {
 		return err
 	}
@@ -127,6 +143,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	reg.CounterFunc("onebox_websocket_agent_limit_closes_total", "Sockets refused because their agent had too many open (1013).", func() float64 { return float64(stream.Stats().AgentLimitCloses) })
 	reg.CounterFunc("onebox_websocket_flood_closes_total", "Sockets closed for sending frames too fast (1008).", func() float64 { return float64(stream.Stats().FloodCloses) })
 	reg.CounterFunc("onebox_websocket_too_big_closes_total", "Sockets closed for a frame over the size limit (1009).", func() float64 { return float64(stream.Stats().TooBigCloses) })
+	reg.CounterFunc("onebox_websocket_capacity_refusals_total", "Sockets refused with 503 before the upgrade: the process holds as many as its file limit allows.", func() float64 { return float64(stream.Stats().CapacityRefusals) })
 
 	var simCtx context.Context
 	simCtx, stopBackground := context.WithCancel(context.Background())

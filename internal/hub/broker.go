@@ -25,8 +25,10 @@ const (
 	// large to carry, or once a fresh subscription is confirmed: presence
 	// messages sent before then did not reach this process). The hub then
 	// catches every subscription up from the store, so even a lost last
-	// event reaches the sockets, and asks the other processes who is
-	// online. The in-process broker never loses anything and never sends it.
+	// event reaches the sockets, asks the other processes who is online,
+	// and re-checks its sockets' sessions (Options.Verify): a revocation
+	// may have been lost too. The in-process broker never loses anything
+	// and never sends it.
 	KindResync
 	// KindHeartbeat lists the agents a process (Node) holds sockets of in
 	// the tenant, sent every Options.Heartbeat. Receivers forget a process

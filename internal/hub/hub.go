@@ -53,6 +53,20 @@ type Options struct {
 	// leave its agents online elsewhere for ever. One process needs none.
 	Heartbeat      time.Duration
 	PresenceExpiry time.Duration
+	// Verify, when set, re-checks the sessions of a tenant's sockets after
+	// the broker reports a possible loss (KindResync): a revocation is a
+	// live message, not an event, so one missed while cut off is only
+	// found in the store. Sockets whose session no longer holds close
+	// with CloseRevoked. One process needs none: its broker loses nothing.
+	Verify VerifyFunc
+	// VerifyEvery, with Verify, also re-checks every tenant's sockets
+	// that often, for a loss the broker did not notice. 0: only after a
+	// reported loss.
+	VerifyEvery time.Duration
+	// OnlineCache is how long Online reuses the answer the other
+	// processes gave about a tenant this process holds no sockets of
+	// (with a broker that can ask, see OnlineAsker); default 1s.
+	OnlineCache time.Duration
 }
 
 // Stats are counters for metrics.
@@ -62,6 +76,7 @@ type Stats struct {
 	GapFills    uint64 // seq jumps filled from the store
 	WriteErrors uint64 // batches a sink failed to write
 	CatchUps    uint64 // subscriptions caught up from the store after a possible loss
+	Reverified  uint64 // sockets closed because a re-check found their session withdrawn
 }
 
 // Hub is the live fan-out of this process. It implements inbox.Publisher and
@@ -82,11 +97,27 @@ type Hub struct {
 	workers sync.WaitGroup
 	stop    chan struct{} // closed by Close: ends the heartbeat loop
 
+	// ctx ends at Close; it bounds store checks and questions to other
+	// processes. background counts the goroutines running them.
+	ctx        context.Context
+	cancel     context.CancelFunc
+	background sync.WaitGroup
+	bgmu       sync.Mutex // guards bgClosed
+	bgClosed   bool
+	// verifySlots holds a token per session check running.
+	verifySlots chan struct{}
+
+	asker       OnlineAsker // nil unless the broker can ask other processes
+	stopAnswers func()
+	amu         sync.Mutex
+	asked       map[string]*onlineAnswer // tenant id -> last answer from other processes
+
 	subscribers atomic.Int64
 	slowCloses  atomic.Uint64
 	gapFills    atomic.Uint64
 	writeErrors atomic.Uint64
 	catchUps    atomic.Uint64
+	reverified  atomic.Uint64
 }
 
 var (
@@ -108,6 +139,10 @@ type tenant struct {
 	local  map[string]int                 // agent id -> sockets in this process
 	online map[string]map[string]struct{} // agent id -> nodes holding a socket
 	seen   map[string]time.Time           // other node -> when it last spoke (with Heartbeat on)
+
+	vmu         sync.Mutex
+	verifying   bool // a check of the sessions runs
+	verifyAgain bool // and must run once more when done
 }
 
 // New starts a hub and its worker pool; Close stops them.
@@ -135,12 +170,29 @@ func New(opts Options) *Hub {
 	if opts.Heartbeat > 0 && opts.PresenceExpiry <= 0 {
 		opts.PresenceExpiry = 3 * opts.Heartbeat
 	}
+	if opts.OnlineCache <= 0 {
+		opts.OnlineCache = time.Second
+	}
 	h := &Hub{
 		opts:    opts,
 		log:     opts.Logger,
 		broker:  opts.Broker,
 		tenants: make(map[string]*tenant),
 		stop:    make(chan struct{}),
+		asked:   make(map[string]*onlineAnswer),
+
+		verifySlots: make(chan struct{}, verifyConcurrency),
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	if asker, ok := opts.Broker.(OnlineAsker); ok {
+		stop, err := asker.AnswerOnline(h.localAgents)
+		if err != nil {
+			// Other processes then see this one's agents only through
+			// the tenant's own messages, as before.
+			h.log.Error("hub: cannot answer other processes' questions about who is online", "err", err)
+		} else {
+			h.asker, h.stopAnswers = asker, stop
+		}
 	}
 	h.runq.cond.L = &h.runq.mu
 	h.workers.Add(opts.Workers)
@@ -150,6 +202,10 @@ func New(opts Options) *Hub {
 	if opts.Heartbeat > 0 {
 		h.workers.Add(1)
 		go h.heartbeats()
+	}
+	if opts.Verify != nil && opts.VerifyEvery > 0 {
+		h.workers.Add(1)
+		go h.verifyPeriodically()
 	}
 	return h
 }
@@ -162,10 +218,18 @@ func (h *Hub) Close() {
 	h.closed = true
 	h.mu.Unlock()
 	if !already {
+		if h.stopAnswers != nil {
+			h.stopAnswers()
+		}
+		h.cancel()
 		close(h.stop)
 		h.runq.close()
 	}
 	h.workers.Wait()
+	h.bgmu.Lock()
+	h.bgClosed = true
+	h.bgmu.Unlock()
+	h.background.Wait()
 }
 
 // Stats returns the current counters.
@@ -176,6 +240,7 @@ func (h *Hub) Stats() Stats {
 		GapFills:    h.gapFills.Load(),
 		WriteErrors: h.writeErrors.Load(),
 		CatchUps:    h.catchUps.Load(),
+		Reverified:  h.reverified.Load(),
 	}
 }
 
@@ -230,14 +295,21 @@ func (h *Hub) Disconnect(tenantID string, match inbox.Match) {
 	}
 }
 
-// Online lists, sorted, the tenant's agents holding at least one socket. It
-// knows only tenants this process holds sockets of.
+// Online lists, sorted, the tenant's agents holding at least one socket,
+// in any process. For a tenant this process holds sockets of, it knows from
+// the tenant's presence messages; for another, it asks the processes that
+// do, if the broker can (see OnlineAsker), which takes up to the broker's
+// answer window once per OnlineCache. With the in-process broker it is
+// this process's sockets alone.
 func (h *Hub) Online(tenantID string) []string {
 	h.mu.Lock()
 	t := h.tenants[tenantID]
 	h.mu.Unlock()
 	if t == nil {
-		return nil
+		if h.asker == nil {
+			return nil
+		}
+		return h.askOnline(tenantID)
 	}
 	// This process's own agents come from its sockets, not from its
 	// presence messages coming back through the broker: a networked
@@ -438,6 +510,8 @@ func (h *Hub) deliver(t *tenant, m Message) {
 		// KindResync, so one process never does this. Not from here:
 		// publishing presence takes locks a broker callback may not.
 		go h.publishHeartbeat(t, true)
+		// A revocation may have been lost as well: ask the store.
+		h.verifyLater(t)
 	case KindHeartbeat:
 		h.heartbeatIn(t, m)
 	}

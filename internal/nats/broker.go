@@ -10,8 +10,10 @@
 //
 // Revocations (hub.KindDisconnect) and presence are not in the log. A
 // revocation published while a process is cut off from NATS does not
-// reach that process's sockets; presence recovers because the hub asks
-// who is online after every catch-up.
+// reach that process's sockets, so the hub re-checks its sockets'
+// sessions in the store after every catch-up; presence recovers because
+// the hub asks who is online after every catch-up. A process holding no
+// sockets of a tenant asks the others who is online in it (online.go).
 package nats
 
 import (
@@ -42,6 +44,11 @@ type Options struct {
 	// ConfirmTimeout bounds the round trip that confirms a new
 	// subscription reached the server (default 5s).
 	ConfirmTimeout time.Duration
+	// OnlineWindow is how long a process holding no sockets of a tenant
+	// waits for the others' answers to "who is online" (default 100ms).
+	// It bounds the agents list's latency on such a process; answers
+	// later than it are not counted.
+	OnlineWindow time.Duration
 	// NATS are extra connection options (tests shorten reconnect waits).
 	NATS []natsgo.Option
 }
@@ -52,6 +59,8 @@ type Broker struct {
 	prefix  string
 	log     *slog.Logger
 	confirm time.Duration
+
+	onlineWindow time.Duration
 
 	mu      sync.Mutex
 	tenants map[string]*tenantSub
@@ -95,7 +104,11 @@ func Connect(opts Options) (*Broker, error) {
 	if opts.ConfirmTimeout <= 0 {
 		opts.ConfirmTimeout = 5 * time.Second
 	}
-	b := &Broker{prefix: opts.Prefix, log: opts.Logger, confirm: opts.ConfirmTimeout, tenants: make(map[string]*tenantSub)}
+	if opts.OnlineWindow <= 0 {
+		opts.OnlineWindow = 100 * time.Millisecond
+	}
+	b := &Broker{prefix: opts.Prefix, log: opts.Logger, confirm: opts.ConfirmTimeout, onlineWindow: opts.OnlineWindow,
+		tenants: make(map[string]*tenantSub)}
 	nopts := []natsgo.Option{
 		natsgo.Name(opts.Name),
 		natsgo.MaxReconnects(-1),
