@@ -34,7 +34,15 @@ func TestPerformance(t *testing.T) {
 	seed := fmt.Sprintf(`(async () => {
 		const { TenantDB } = await import("/js/db.js");
 		const db = await TenantDB.open(%q);
-		const base = (await db.conversations())[0];
+		// The list paints from the network answer before the app's cache
+		// write of it has finished: wait for that write, bounded.
+		let cached = await db.conversations();
+		for (let i = 0; i < 100 && cached.length < 2; i++) {
+			await new Promise((r) => setTimeout(r, 50));
+			cached = await db.conversations();
+		}
+		if (cached.length < 2) throw new Error("the app never cached its 2 conversations");
+		const base = cached[0];
 		const list = [];
 		for (let i = 0; i < 998; i++) {
 			const at = new Date(Date.now() - (i + 10) * 60000).toISOString();
