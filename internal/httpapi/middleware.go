@@ -192,7 +192,12 @@ func (s *Server) limitBody(c *fiber.Ctx) error {
 
 // bearer extracts the token of an "Authorization: Bearer <token>" header.
 func bearer(c *fiber.Ctx) (string, bool) {
-	h := c.Get(fiber.HeaderAuthorization)
+	return bearerToken(c.Get(fiber.HeaderAuthorization))
+}
+
+// bearerToken is bearer on the header's value, for code that runs before
+// Fiber has a context (media_limits.go).
+func bearerToken(h string) (string, bool) {
 	const scheme = "bearer "
 	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
 		return "", false
