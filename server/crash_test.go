@@ -65,8 +65,9 @@ var crashContacts = []string{"+15550100001", "+15550100002", "+15550100003", "+1
 //     was recorded: never twice by one process, never after the socket saw
 //     it sent, and at most the outbox's concurrency of such sends per kill.
 //     The SMS protocol carries OneBox's message id, so the gateway
-//     recognises that repeat (channel.GuardConfig.Idempotent) and the
-//     customer gets the text once;
+//     recognises that repeat (channel.GuardConfig.Idempotent): calls are
+//     at least once, and what the gateway delivers is checked to be
+//     exactly once per acknowledged reply, under that reply's id;
 //   - the agent's socket, resuming with since after every restart, sees
 //     seqs 1..head exactly once each, in order, and every event it saw is
 //     the one the log holds at that seq.
@@ -210,19 +211,24 @@ func (f *crashFleet) current() (url string, gen int, changed <-chan struct{}, se
 }
 
 // crashGateway is a loopback SMS gateway speaking CONTRACT.md's protocol:
-// it checks each send as the real one would and answers a repeated
-// OneBox id with the gateway id it gave the first time, as a gateway that
-// deduplicates does. Each server process reaches it through an egress
+// it checks each send as the real one would, and treats OneBox's message
+// id as the idempotency key, as a gateway that deduplicates does: the
+// first call with an id delivers the text to the customer, and a repeat
+// delivers nothing and is answered with the gateway id given the first
+// time. It records every call and, apart, every delivery, so the test can
+// tell at-least-once calls from exactly-once delivery. Each server process
+// reaches it through an egress
 // proxy address of its own (HTTP_PROXY), so every send is put down to the
 // process that made it, however late it arrives after that process died.
 type crashGateway struct {
 	t *testing.T
 
-	mu    sync.Mutex
-	srvs  []*httptest.Server // by process
-	calls []crashSend
-	ids   map[string]string // OneBox message id -> gateway id
-	rng   *rand.Rand
+	mu        sync.Mutex
+	srvs      []*httptest.Server // by process
+	calls     []crashSend        // every call, repeats included
+	delivered []crashSend        // what reached customers: each id's first call
+	ids       map[string]string  // OneBox message id -> gateway id
+	rng       *rand.Rand
 }
 
 // crashGatewayURL is the channel's send_url. Its host never resolves:
@@ -278,11 +284,13 @@ func (g *crashGateway) serve(process int, w http.ResponseWriter, r *http.Request
 	// The message is the gateway's from here: if the process dies while
 	// it answers, it goes out all the same.
 	g.mu.Lock()
-	g.calls = append(g.calls, crashSend{messageID: body["id"], to: body["to"], text: body["text"], process: process})
+	send := crashSend{messageID: body["id"], to: body["to"], text: body["text"], process: process}
+	g.calls = append(g.calls, send)
 	id, ok := g.ids[body["id"]]
 	if !ok {
 		id = fmt.Sprintf("gw-%d", len(g.ids)+1)
 		g.ids[body["id"]] = id
+		g.delivered = append(g.delivered, send)
 	}
 	latency := time.Duration(g.rng.Int64N(int64(crashGatewayLatency)))
 	g.mu.Unlock()
@@ -1023,10 +1031,37 @@ func (ld *crashLoad) check(t *testing.T, evs []event, stored []crashStored, gw *
 			t.Errorf("the gateway got message %s, which is not a stored reply", id)
 		}
 	}
+	// What the customers got: each acknowledged reply's text delivered
+	// once, under its own message id, to its conversation's contact. A
+	// resend under another id, or a reply stored twice and sent twice,
+	// would be delivered twice whatever the gateway deduplicates.
+	deliveriesOf := map[string][]crashSend{} // by text, unique per reply
+	for _, d := range gw.delivered {
+		deliveriesOf[d.text] = append(deliveriesOf[d.text], d)
+	}
+	deliveredOnce := 0
+	for clientID, r := range ld.replies {
+		if r.messageID == "" {
+			continue
+		}
+		ds := deliveriesOf[r.text]
+		if len(ds) != 1 || ds[0].messageID != r.messageID || ds[0].to != ld.handles[r.conversation] {
+			t.Errorf("reply %s (message %s) reached the customer as %+v, want once as %s to %s",
+				clientID, r.messageID, ds, r.messageID, ld.handles[r.conversation])
+			continue
+		}
+		deliveredOnce++
+	}
+	if len(gw.delivered) != deliveredOnce {
+		t.Errorf("the gateway delivered %d texts, %d of them acknowledged replies delivered once", len(gw.delivered), deliveredOnce)
+	}
 
-	// A run too light to have put anything at risk proves nothing.
-	if acked < 200 || redelivered == 0 || repliesAcked < 20 {
-		t.Errorf("too little load to judge: %d webhooks (%d redelivered), %d replies", acked, redelivered, repliesAcked)
+	// A run too light to have put anything at risk proves nothing: it must
+	// have had webhooks redelivered, and replies still waiting in the
+	// outbox at a kill, to show that both survive one.
+	if acked < 200 || redelivered == 0 || repliesAcked < 20 || carried == 0 {
+		t.Errorf("too little load to judge: %d webhooks (%d redelivered), %d replies (%d still queued at a kill)",
+			acked, redelivered, repliesAcked, carried)
 	}
 	t.Logf("kills survived: %d (the socket connected %d times, %d of them after a 4008)", ld.fl.kills(), ld.welcomes, ld.slowCloses)
 	t.Logf("webhooks: %d acknowledged, %d stored, %d lost, %d duplicates (%d redelivered after a call got no answer)",
@@ -1035,8 +1070,10 @@ func (ld *crashLoad) check(t *testing.T, evs []event, stored []crashStored, gw *
 		t.Logf("answers asking to wait: %v", ld.throttled)
 	}
 	t.Logf("log: head %d, %d gaps, socket saw %d events (%d differ from the log)", len(evs), gaps, len(ld.seen), socketDiffers)
-	t.Logf("replies: %d acknowledged (%d repeated after a call got no answer), %d sent, %d gateway calls for %d messages (%d repeats of a send cut short by a kill)",
+	t.Logf("replies: %d acknowledged (%d repeated after a call got no answer), %d sent, %d gateway calls for %d messages (%d repeats of a send cut short by a kill, each with its message id)",
 		repliesAcked, repliesRetried, len(sentUpdates), len(gw.calls), len(callsOf), repeatedSends)
+	t.Logf("delivered to customers: %d, each acknowledged reply exactly once (%d repeated calls dropped by the gateway as already delivered)",
+		len(gw.delivered), len(gw.calls)-len(gw.delivered))
 	t.Logf("replies still queued when their process was killed: %d, sent by a later one; %d of them with one gateway call, the rest cut short again",
 		carried, carriedOnce)
 }
