@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/onebox/onebox/internal/inbox"
@@ -60,6 +61,13 @@ type Message struct {
 	Agents  []string    // KindHeartbeat: the agents Node holds sockets of
 	Ask     bool        // KindHeartbeat
 }
+
+// ErrLocalOnly is what a networked broker's Publish returns (wrapped) when
+// it handed the message to this process's subscribers but could not send
+// it to the other processes. The hub then has nothing to repair locally;
+// the other processes find lost events by their head checks
+// (Options.Head).
+var ErrLocalOnly = errors.New("delivered in this process only")
 
 // Broker carries a tenant's messages to every process holding sockets of
 // that tenant, this one included. It is the seam for running several server

@@ -63,6 +63,14 @@ type Options struct {
 	// that often, for a loss the broker did not notice. 0: only after a
 	// reported loss.
 	VerifyEvery time.Duration
+	// Head and CatchUpEvery, both set, make the hub ask the store every
+	// CatchUpEvery for the head of each tenant that heard no event in
+	// that time, and catch up from the store (Fill) the sockets behind
+	// it (heads.go): an event whose publish was lost, with nothing
+	// committed after it, then still reaches them. One process needs
+	// none: its broker loses nothing.
+	Head         HeadFunc
+	CatchUpEvery time.Duration
 	// OnlineCache is how long Online reuses the answer the other
 	// processes gave about a tenant this process holds no sockets of
 	// (with a broker that can ask, see OnlineAsker); default 1s.
@@ -77,6 +85,7 @@ type Stats struct {
 	WriteErrors uint64 // batches a sink failed to write
 	CatchUps    uint64 // subscriptions caught up from the store after a possible loss
 	Reverified  uint64 // sockets closed because a re-check found their session withdrawn
+	Behind      uint64 // subscriptions found behind the store's head and caught up
 }
 
 // Hub is the live fan-out of this process. It implements inbox.Publisher and
@@ -118,6 +127,7 @@ type Hub struct {
 	writeErrors atomic.Uint64
 	catchUps    atomic.Uint64
 	reverified  atomic.Uint64
+	behind      atomic.Uint64
 }
 
 var (
@@ -139,6 +149,9 @@ type tenant struct {
 	local  map[string]int                 // agent id -> sockets in this process
 	online map[string]map[string]struct{} // agent id -> nodes holding a socket
 	seen   map[string]time.Time           // other node -> when it last spoke (with Heartbeat on)
+	// heard is set by every event delivered and cleared by each round
+	// of head checks: only a tenant that stayed quiet is asked about.
+	heard atomic.Bool
 
 	vmu         sync.Mutex
 	verifying   bool // a check of the sessions runs
@@ -207,6 +220,10 @@ func New(opts Options) *Hub {
 		h.workers.Add(1)
 		go h.verifyPeriodically()
 	}
+	if opts.Head != nil && opts.CatchUpEvery > 0 && opts.Fill != nil {
+		h.workers.Add(1)
+		go h.checkHeadsPeriodically()
+	}
 	return h
 }
 
@@ -241,11 +258,16 @@ func (h *Hub) Stats() Stats {
 		WriteErrors: h.writeErrors.Load(),
 		CatchUps:    h.catchUps.Load(),
 		Reverified:  h.reverified.Load(),
+		Behind:      h.behind.Load(),
 	}
 }
 
 // Publish encodes each event once and hands the frames to the broker, one
-// message per run of same-tenant events. It never blocks on sockets.
+// message per run of same-tenant events. It never blocks on sockets. When
+// the broker fails outright, this process's sockets of the tenant are
+// caught up from the store: the events are committed and they must not
+// miss them. Other processes find them by their own head checks
+// (Options.Head).
 func (h *Hub) Publish(events []inbox.Event) {
 	for i := 0; i < len(events); {
 		j := i + 1
@@ -268,8 +290,13 @@ func (h *Hub) Publish(events []inbox.Event) {
 		if len(frames) == 0 {
 			continue
 		}
-		if err := h.broker.Publish(tenantID, Message{Kind: KindEvents, Events: frames}); err != nil {
-			h.log.Error("hub: publish events", "tenant", tenantID, "err", err)
+		switch err := h.broker.Publish(tenantID, Message{Kind: KindEvents, Events: frames}); {
+		case err == nil:
+		case errors.Is(err, ErrLocalOnly):
+			h.log.Warn("hub: events reached this process's sockets only", "tenant", tenantID, "err", err)
+		default:
+			h.log.Error("hub: publish events; catching this process's sockets up from the store", "tenant", tenantID, "err", err)
+			h.catchUpLocal(tenantID)
 		}
 	}
 }
@@ -449,6 +476,7 @@ func (h *Hub) deliver(t *tenant, m Message) {
 		if len(m.Events) == 0 {
 			return
 		}
+		t.heard.Store(true)
 		t.mu.RLock()
 		for s := range t.subs {
 			s.enqueue(item{events: m.Events})
