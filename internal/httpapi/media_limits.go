@@ -59,7 +59,7 @@ func (s *Server) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig
 		if !s.mayUpload(h, string(path)) {
 			return fasthttp.RequestConfig{}
 		}
-		return fasthttp.RequestConfig{MaxRequestBodySize: s.maxUpload + uploadSlack, ReadTimeout: uploadReadTimeout}
+		return fasthttp.RequestConfig{MaxRequestBodySize: s.maxUpload + uploadSlack, ReadTimeout: s.uploadTimeout}
 	case (method == fasthttp.MethodGet || method == fasthttp.MethodHead) && bytes.HasPrefix(path, []byte("/api/v1/media/")):
 		// Sending a file to a slow phone takes longer than a JSON answer.
 		return fasthttp.RequestConfig{WriteTimeout: uploadReadTimeout}

@@ -94,8 +94,9 @@ type Config struct {
 	// (ONEBOX_TRUSTED_PROXIES, see ParseTrustedProxies); empty trusts none.
 	TrustedProxies []netip.Prefix
 
-	// timeouts override the constants above; tests shorten them.
-	readTimeout, idleTimeout time.Duration
+	// timeouts override the constants above and uploadReadTimeout
+	// (media_limits.go); tests shorten them.
+	readTimeout, idleTimeout, uploadTimeout time.Duration
 }
 
 // Server is the HTTP server. Create it with New, run it with Serve, stop it
@@ -116,6 +117,9 @@ type Server struct {
 	// (media_*.go, catalog_*.go).
 	media     *media.Store
 	maxUpload int
+	// uploadTimeout is how long an upload with a live session may take
+	// to send its body (media_limits.go).
+	uploadTimeout time.Duration
 
 	pushHosts inbox.HostList // push_webpush_subscribe.go
 
@@ -153,8 +157,9 @@ func New(cfg Config) *Server {
 
 		webhooks: cfg.Webhooks,
 
-		media:     cfg.Media,
-		maxUpload: cfg.MaxUpload,
+		media:         cfg.Media,
+		maxUpload:     cfg.MaxUpload,
+		uploadTimeout: cfg.uploadTimeout,
 
 		pushHosts: cfg.PushHosts,
 
@@ -168,6 +173,9 @@ func New(cfg Config) *Server {
 	}
 	if s.maxUpload <= 0 {
 		s.maxUpload = media.DefaultMaxSize
+	}
+	if s.uploadTimeout <= 0 {
+		s.uploadTimeout = uploadReadTimeout
 	}
 	if s.log == nil {
 		s.log = slog.Default()
