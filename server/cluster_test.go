@@ -35,6 +35,11 @@ const (
 	clusterAcksToKill   = 140 // ... before the SIGKILL
 	clusterAcksAfter    = 80  // ... after it, taken by the survivors
 	clusterRevokeWithin = time.Second
+	// clusterCatchUp is the processes' head-check period: with no call
+	// made after the SIGKILL, every socket must still reach the head
+	// within clusterQuietWithin.
+	clusterCatchUp      = time.Second
+	clusterQuietWithin  = 2*clusterCatchUp + 2*time.Second
 	clusterHookSecret   = "cluster-webhook-secret"
 	clusterGatewayToken = "cluster-gateway-token"
 )
@@ -53,7 +58,11 @@ const (
 //   - a process killed with SIGKILL loses nothing: its sockets resume on
 //     another process from the last seq they saw, every webhook answered
 //     2xx (by any process, the killed one included) is stored exactly once,
-//     and the log has no gap.
+//     and the log has no gap;
+//   - right after the SIGKILL, with no further call made, every socket
+//     reaches the head within a bound: an event the killed process
+//     committed but never published is found by the survivors' head
+//     checks, not by later traffic showing a gap.
 func TestThreeProcessesShareOneStream(t *testing.T) {
 	began := time.Now()
 	gw := newClusterGateway(t)
@@ -62,7 +71,8 @@ func TestThreeProcessesShareOneStream(t *testing.T) {
 		// The checks read the whole log many times over, and the gateway
 		// posts as fast as the processes take it: rate limits are not what
 		// this test is about.
-		"ONEBOX_RATE_SESSION=off", "ONEBOX_RATE_WEBHOOK=off")
+		"ONEBOX_RATE_SESSION=off", "ONEBOX_RATE_WEBHOOK=off",
+		"ONEBOX_CATCH_UP_INTERVAL="+clusterCatchUp.String())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c := &cluster{
@@ -162,7 +172,10 @@ func TestThreeProcessesShareOneStream(t *testing.T) {
 		go func() {
 			defer posters.Done()
 			for i := 0; !c.stopping(); i++ {
-				if !c.postHook(w+i, fmt.Sprintf("sms-%d-%d", w, i), crashContacts[(w+i)%len(crashContacts)]) {
+				c.quiet.RLock()
+				ok := c.postHook(w+i, fmt.Sprintf("sms-%d-%d", w, i), crashContacts[(w+i)%len(crashContacts)])
+				c.quiet.RUnlock()
+				if !ok {
 					return
 				}
 			}
@@ -173,7 +186,10 @@ func TestThreeProcessesShareOneStream(t *testing.T) {
 		go func() {
 			defer posters.Done()
 			for i := 0; !c.stopping(); i++ {
-				if !c.postReply(k+i, who, c.convs[(k+i)%len(c.convs)], i%3 == 2) {
+				c.quiet.RLock()
+				ok := c.postReply(k+i, who, c.convs[(k+i)%len(c.convs)], i%3 == 2)
+				c.quiet.RUnlock()
+				if !ok {
 					return
 				}
 			}
@@ -266,6 +282,10 @@ func TestThreeProcessesShareOneStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-c.procs[victim].done
+	// No call starts until every socket has reached the head: once the
+	// calls in flight at the kill are answered (by the survivors), no
+	// later event may reveal a hole the killed process left behind.
+	c.quiet.Lock()
 	c.waitFor("the killed process's sockets to resume elsewhere", func() bool {
 		for s, n := range moved {
 			if s.proc == victim || s.connects <= n {
@@ -275,6 +295,22 @@ func TestThreeProcessesShareOneStream(t *testing.T) {
 		return true
 	})
 	resumedIn := time.Since(killAt)
+	quietHead := uint64(len(clusterLog(t, p0, admin.token)))
+	quietAt := time.Now()
+	c.waitFor(fmt.Sprintf("every open socket to reach seq %d with no call made", quietHead), func() bool {
+		for _, s := range c.socks {
+			if s.closedAt.IsZero() && s.last < quietHead {
+				return false
+			}
+		}
+		return true
+	})
+	quietIn := time.Since(quietAt)
+	if quietIn > clusterQuietWithin {
+		t.Errorf("after the kill, with no call made, the sockets reached seq %d after %v, want within %v",
+			quietHead, quietIn.Round(time.Millisecond), clusterQuietWithin)
+	}
+	c.quiet.Unlock()
 	base := c.acked()
 	c.waitFor("webhooks after the kill", func() bool { return c.ackedLocked()-base >= clusterAcksAfter })
 
@@ -437,6 +473,8 @@ func TestThreeProcessesShareOneStream(t *testing.T) {
 		answers, notes, repeated, len(gw.sends))
 	t.Logf("kill: process %d (process %d holds the outbox) after %d webhooks; its %d sockets resumed on other processes within %v; %d webhooks acknowledged by it in all",
 		victim+1, holder+1, clusterAcksToKill, len(moved), resumedIn.Round(time.Millisecond), ackedByKilled)
+	t.Logf("after the kill, with no call made, every open socket reached the head (seq %d) %v after it was read",
+		quietHead, quietIn.Round(time.Millisecond))
 	t.Logf("revocation through process 3: answered in %v; the agent's 3 sockets (one per process) closed 4401 after %v",
 		answered.Round(time.Millisecond), clusterRound(revokeLatency))
 	t.Logf("took %v", time.Since(began).Round(time.Millisecond))
@@ -452,6 +490,9 @@ type cluster struct {
 	ctx     context.Context // ends when the sockets must stop
 	stop    chan struct{}   // closed to stop starting new calls
 	nudge   chan struct{}   // an acknowledgement, an event, a close
+	// quiet is held for reading by each call of the load and for
+	// writing while no call may be made.
+	quiet sync.RWMutex
 
 	mu      sync.Mutex
 	dead    []bool

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -192,4 +193,116 @@ func waitSentStatus(t *testing.T, p *proc, tm team, text string) {
 		time.Sleep(50 * time.Millisecond) // polling the API: external state
 	}
 	t.Fatalf("%q was never marked sent", text)
+}
+
+// Two processes start while their NATS server is down. Both are ready
+// (the store answers), and each one's own sockets get the events it
+// commits. Once NATS starts, the socket on the other process gets what it
+// missed with no further call, and live events cross processes again.
+func TestProcessesServeWhileNATSIsDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	env := append(pgEnv(pgtest.DSN(t), t.TempDir()),
+		fmt.Sprintf("ONEBOX_NATS_URL=nats://127.0.0.1:%d", port), "ONEBOX_CATCH_UP_INTERVAL=200ms")
+	a := startEnv(t, env, t.TempDir())
+	b := startEnv(t, env, t.TempDir())
+	for name, p := range map[string]*proc{"A": a, "B": b} {
+		if st := p.call("GET", "/readyz", "", nil, nil); st != 200 {
+			t.Fatalf("process %s with NATS down answers /readyz with %d, want 200", name, st)
+		}
+	}
+	tm := a.newTeam("NATS Down")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	head := uint64(len(a.events(tm)))
+	sa, sb := openStream(ctx, t, a, tm, head), openStream(ctx, t, b, tm, head)
+
+	addAgent := func(p *proc, name string) {
+		t.Helper()
+		if st := p.call("POST", "/api/v1/agents", tm.token, map[string]string{"name": name, "email": name + "@example.com", "role": "agent"}, nil); st != 201 {
+			t.Fatalf("add agent %s: %d", name, st)
+		}
+	}
+	addAgent(a, "ada")
+	first := sa.next(t) // A's own socket, NATS or not
+	if first.Seq != head+1 || !strings.Contains(string(first.Data), "ada") {
+		t.Fatalf("socket on A got seq %d %s, want seq %d about ada", first.Seq, first.Data, head+1)
+	}
+
+	// NATS comes up; B's socket gets the event it missed, with nothing
+	// committed after it.
+	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	if got := sb.next(t); got.Seq != head+1 || !strings.Contains(string(got.Data), "ada") {
+		t.Fatalf("socket on B got seq %d %s, want seq %d about ada", got.Seq, got.Data, head+1)
+	}
+	// Live across processes, both ways, each event once.
+	addAgent(b, "bo")
+	addAgent(a, "cy")
+	for name, st := range map[string]*stream{"A": sa, "B": sb} {
+		for i, who := range []string{"bo", "cy"} {
+			got := st.next(t)
+			if got.Seq != head+2+uint64(i) || !strings.Contains(string(got.Data), who) {
+				t.Fatalf("socket on %s got seq %d %s, want seq %d about %s", name, got.Seq, got.Data, head+2+uint64(i), who)
+			}
+		}
+	}
+}
+
+// stream is a live socket that hands out its event frames one by one.
+type stream struct {
+	ctx  context.Context
+	conn *websocket.Conn
+}
+
+func openStream(ctx context.Context, t *testing.T, p *proc, tm team, since uint64) *stream {
+	t.Helper()
+	conn, _, err := websocket.Dial(ctx, strings.Replace(p.url, "http", "ws", 1)+"/api/v1/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	hello, _ := json.Marshal(map[string]any{"type": "hello", "token": tm.token, "since": since})
+	if err := conn.Write(ctx, websocket.MessageText, hello); err != nil {
+		t.Fatal(err)
+	}
+	if _, welcome, err := conn.Read(ctx); err != nil || !strings.Contains(string(welcome), `"welcome"`) {
+		t.Fatalf("welcome: %s %v", welcome, err)
+	}
+	return &stream{ctx: ctx, conn: conn}
+}
+
+// next returns the next event, skipping presence and typing frames.
+func (s *stream) next(t *testing.T) event {
+	t.Helper()
+	for {
+		_, b, err := s.conn.Read(s.ctx)
+		if err != nil {
+			t.Fatalf("socket: %v", err)
+		}
+		var f struct {
+			Type  string `json:"type"`
+			Event event  `json:"event"`
+		}
+		if err := json.Unmarshal(b, &f); err != nil {
+			t.Fatalf("frame %s: %v", b, err)
+		}
+		if f.Type == "event" {
+			return f.Event
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,14 +49,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The hub checks sessions through the service, which is built on the
 	// store the hub feeds: set once the service exists.
 	var sessionChecker atomic.Pointer[inbox.Service]
+	var broker *nats.Broker
 	if cfg.NATSURL != "" {
-		broker, err := nats.Connect(nats.Options{URL: cfg.NATSURL, Name: "onebox " + node, Logger: log})
+		catchUp, err := catchUpEvery()
+		if err != nil {
+			return err
+		}
+		// The process starts even while NATS is down: it keeps trying to
+		// connect, and its own sockets get its own events meanwhile.
+		broker, err = nats.Connect(nats.Options{URL: cfg.NATSURL, Name: "onebox " + node, Logger: log})
 		if err != nil {
 			return err
 		}
 		defer broker.Close()
 		hubOpts.Broker = broker
 		hubOpts.Heartbeat = 2 * time.Second
+		// An event whose publish was lost (its process was killed after
+		// the commit, or NATS refused it) reaches the other processes'
+		// sockets within about two periods, with nothing committed after.
+		hubOpts.CatchUpEvery = catchUp
 		// A revocation announced while this process was cut off from
 		// NATS is found in the store after the reconnect, and within a
 		// minute if the loss went unnoticed.
@@ -74,6 +86,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hubOpts.Fill = func(ctx context.Context, tenant string, since uint64) ([]inbox.Event, error) {
 		evs, _, err := store.Events(ctx, tenant, since, 1000)
 		return evs, err
+	}
+	hubOpts.Head = func(ctx context.Context, tenant string) (uint64, error) {
+		_, head, err := store.Events(ctx, tenant, 0, 0)
+		return head, err
 	}
 	h := hub.New(hubOpts)
 	defer h.Close()
@@ -143,6 +159,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	reg.CounterFunc("onebox_websocket_agent_limit_closes_total", "Sockets refused because their agent had too many open (1013).", func() float64 { return float64(stream.Stats().AgentLimitCloses) })
 	reg.CounterFunc("onebox_websocket_flood_closes_total", "Sockets closed for sending frames too fast (1008).", func() float64 { return float64(stream.Stats().FloodCloses) })
 	reg.CounterFunc("onebox_websocket_too_big_closes_total", "Sockets closed for a frame over the size limit (1009).", func() float64 { return float64(stream.Stats().TooBigCloses) })
+	if broker != nil {
+		reg.GaugeFunc("onebox_nats_connected", "1 while the connection to NATS is up; without it live events reach this process's own sockets only.", func() float64 {
+			if broker.Connected() {
+				return 1
+			}
+			return 0
+		})
+		reg.CounterFunc("onebox_nats_publish_errors_total", "Messages NATS did not take; they reached this process's sockets only.", func() float64 { return float64(broker.Stats().PublishErrors) })
+		reg.CounterFunc("onebox_hub_behind_head_total", "Sockets found behind the store's head and caught up from it (an event's publish was lost).", func() float64 { return float64(h.Stats().Behind) })
+	}
 	reg.CounterFunc("onebox_websocket_capacity_refusals_total", "Sockets refused with 503 before the upgrade: the process holds as many as its file limit allows.", func() float64 { return float64(stream.Stats().CapacityRefusals) })
 
 	var simCtx context.Context
@@ -183,6 +209,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Backup:         opened.Backup,
 		Limits:         cfg.Limits,
 		TrustedProxies: cfg.TrustedProxies,
+		// Ready means the store answers: every request can be served.
+		// NATS being down is not a reason to take the process out of
+		// the balancer: its own sockets still get its events live, and
+		// the others' catch up when NATS returns (onebox_nats_connected
+		// tells an operator).
 		Ready: func() error {
 			if ctx.Err() != nil {
 				return errors.New("shutting down")
@@ -272,4 +303,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// catchUpEvery is the period of the hub's head checks with NATS,
+// ONEBOX_CATCH_UP_INTERVAL: how long a socket on another process may wait
+// for an event whose publish was lost, twice over.
+func catchUpEvery() (time.Duration, error) {
+	v := os.Getenv("ONEBOX_CATCH_UP_INTERVAL")
+	if v == "" {
+		return 2 * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("ONEBOX_CATCH_UP_INTERVAL must be a positive duration such as 2s, got %q", v)
+	}
+	return d, nil
 }

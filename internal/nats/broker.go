@@ -2,6 +2,12 @@
 // NATS (core publish/subscribe, no JetStream). Each process subscribes to
 // the tenants it holds sockets of, one subject per tenant.
 //
+// A process hands its own messages to its own subscribers directly and
+// sends them through NATS only for the other processes (the connection
+// does not echo them back): with NATS down, the sockets of the process
+// that committed an event still get it, and only delivery across
+// processes waits for NATS to come back.
+//
 // Core NATS delivers at most once: a process that is disconnected, or too
 // slow to read, misses messages. The event log in the store is the source
 // of truth, so the broker never tries to redeliver; it tells the hub
@@ -49,13 +55,20 @@ type Options struct {
 	// It bounds the agents list's latency on such a process; answers
 	// later than it are not counted.
 	OnlineWindow time.Duration
+	// ReconnectWait is the pause between attempts to reach the server,
+	// including before the first connection: a process starts while NATS
+	// is down and connects once it is up (default 1s).
+	ReconnectWait time.Duration
 	// NATS are extra connection options (tests shorten reconnect waits).
 	NATS []natsgo.Option
 }
 
 // Broker is a hub.Broker on a NATS connection.
 type Broker struct {
-	nc      *natsgo.Conn
+	nc *natsgo.Conn
+	// ready is closed once nc is set: nats.go may run the connection's
+	// callbacks before Connect returns it.
+	ready   chan struct{}
 	prefix  string
 	log     *slog.Logger
 	confirm time.Duration
@@ -65,8 +78,13 @@ type Broker struct {
 	mu      sync.Mutex
 	tenants map[string]*tenantSub
 	closed  bool
+	// unsent are the tenants a publish to NATS failed for since the last
+	// connection; once connected again the broker tells their other
+	// processes to catch up, rather than leave it to their head checks.
+	unsent map[string]struct{}
 
-	resyncs atomic.Uint64
+	resyncs    atomic.Uint64
+	publishErr atomic.Uint64
 }
 
 var _ hub.Broker = (*Broker)(nil)
@@ -86,8 +104,11 @@ type subscriber struct {
 	dead atomic.Bool
 }
 
-// Connect dials NATS. It keeps reconnecting for ever once connected; after
-// each reconnect every subscribed tenant is caught up from the store.
+// Connect dials NATS. It does not fail when the server cannot be reached:
+// it keeps trying every ReconnectWait, for ever, before the first
+// connection as after a lost one, and meanwhile delivers to this process's
+// own subscribers only. After each (re)connection every subscribed tenant
+// is caught up from the store.
 func Connect(opts Options) (*Broker, error) {
 	if opts.URL == "" {
 		return nil, errors.New("nats: a server URL is required")
@@ -107,11 +128,25 @@ func Connect(opts Options) (*Broker, error) {
 	if opts.OnlineWindow <= 0 {
 		opts.OnlineWindow = 100 * time.Millisecond
 	}
+	if opts.ReconnectWait <= 0 {
+		opts.ReconnectWait = time.Second
+	}
 	b := &Broker{prefix: opts.Prefix, log: opts.Logger, confirm: opts.ConfirmTimeout, onlineWindow: opts.OnlineWindow,
-		tenants: make(map[string]*tenantSub)}
+		tenants: make(map[string]*tenantSub), unsent: make(map[string]struct{}), ready: make(chan struct{})}
 	nopts := []natsgo.Option{
 		natsgo.Name(opts.Name),
 		natsgo.MaxReconnects(-1),
+		natsgo.RetryOnFailedConnect(true),
+		natsgo.ReconnectWait(opts.ReconnectWait),
+		// This process's own messages reach its subscribers directly.
+		natsgo.NoEcho(),
+		natsgo.ConnectHandler(func(nc *natsgo.Conn) {
+			// When a first attempt failed, subscriptions made meanwhile
+			// had no confirmation: catch them up (there are none when
+			// the first attempt succeeds).
+			b.log.Info("nats: connected", "server", nc.ConnectedUrlRedacted())
+			go b.resyncAll()
+		}),
 		natsgo.DisconnectErrHandler(func(_ *natsgo.Conn, err error) {
 			b.log.Warn("nats: disconnected; live events from other processes pause until reconnected", "err", err)
 		}),
@@ -134,8 +169,17 @@ func Connect(opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("nats: connect: %w", err)
 	}
 	b.nc = nc
+	close(b.ready)
+	if !nc.IsConnected() {
+		b.log.Warn("nats: server unreachable; live events stay within this process until it connects", "url", opts.URL)
+	}
 	return b, nil
 }
+
+// Connected says whether the connection to NATS is up. Without it, live
+// events reach this process's own sockets only; the store still answers
+// every request, so it is not a reason to take the process out of service.
+func (b *Broker) Connected() bool { return b.nc.IsConnected() }
 
 // Close ends the connection after sending what is buffered.
 func (b *Broker) Close() {
@@ -152,8 +196,9 @@ func (b *Broker) Close() {
 
 // Stats are counters for metrics and tests.
 type Stats struct {
-	Tenants int    // tenants this process is subscribed to
-	Resyncs uint64 // catch-ups asked of the hub after a possible loss
+	Tenants       int    // tenants this process is subscribed to
+	Resyncs       uint64 // catch-ups asked of the hub after a possible loss
+	PublishErrors uint64 // messages NATS did not take (they reached this process only)
 }
 
 // Stats returns the current counters.
@@ -161,7 +206,7 @@ func (b *Broker) Stats() Stats {
 	b.mu.Lock()
 	n := len(b.tenants)
 	b.mu.Unlock()
-	return Stats{Tenants: n, Resyncs: b.resyncs.Load()}
+	return Stats{Tenants: n, Resyncs: b.resyncs.Load(), PublishErrors: b.publishErr.Load()}
 }
 
 // subject is the tenant's subject. Tenant ids are checked to be a single
@@ -197,10 +242,15 @@ func validSubjectPrefix(p string) bool {
 	return true
 }
 
-// Publish sends m to every process subscribed to the tenant, this one
-// included. It never waits for receivers: nats.go buffers the message
-// (also while reconnecting, up to its reconnect buffer). Messages of one
-// Broker reach each receiver in publish order.
+// Publish hands m to this process's subscribers of the tenant, then sends
+// it to the other processes subscribed to it. It never waits for
+// receivers: nats.go buffers the message (also while reconnecting, up to
+// its reconnect buffer). Messages of one Broker reach each receiver in
+// publish order.
+//
+// When NATS does not take the message, the error wraps hub.ErrLocalOnly:
+// this process's subscribers have it, the others may not. Once connected
+// again the broker tells the tenant's other processes to catch up.
 func (b *Broker) Publish(tenantID string, m hub.Message) error {
 	subj, err := b.subject(tenantID)
 	if err != nil {
@@ -209,17 +259,40 @@ func (b *Broker) Publish(tenantID string, m hub.Message) error {
 	if m.Kind == hub.KindResync {
 		return errors.New("nats: a catch-up is not published by the hub")
 	}
+	b.deliverLocal(tenantID, m)
 	if m.Kind == hub.KindEvents {
-		return b.publishEvents(subj, m.Events)
+		err = b.publishEvents(subj, m.Events)
+	} else {
+		var data []byte
+		if data, err = encode(nil, m); err == nil {
+			err = b.nc.Publish(subj, data)
+		}
 	}
-	data, err := encode(nil, m)
 	if err != nil {
-		return err
-	}
-	if err := b.nc.Publish(subj, data); err != nil {
-		return fmt.Errorf("nats: publish to tenant %s: %w", tenantID, err)
+		b.publishErr.Add(1)
+		b.mu.Lock()
+		b.unsent[tenantID] = struct{}{}
+		b.mu.Unlock()
+		return fmt.Errorf("nats: publish to tenant %s: %w: %w", tenantID, hub.ErrLocalOnly, err)
 	}
 	return nil
+}
+
+// deliverLocal hands m to this process's subscribers of the tenant, as
+// NATS would have if it echoed the process's own messages, but at once and
+// whether or not NATS is reachable. No lock is held while calling them.
+func (b *Broker) deliverLocal(tenantID string, m hub.Message) {
+	b.mu.Lock()
+	ts := b.tenants[tenantID]
+	b.mu.Unlock()
+	if ts == nil {
+		return
+	}
+	for _, s := range *ts.fns.Load() {
+		if !s.dead.Load() {
+			s.fn(m)
+		}
+	}
 }
 
 // publishEvents sends events in as few messages as the server's payload
@@ -401,8 +474,10 @@ func (b *Broker) resync(s *subscriber) {
 
 // resyncAll runs after a reconnect: nats.go has resent the subscriptions;
 // once the server confirms them, everything missed meanwhile is in the
-// store and every tenant catches up.
+// store and every tenant catches up. The other processes of the tenants
+// whose messages NATS refused meanwhile are told to catch up too.
 func (b *Broker) resyncAll() {
+	<-b.ready
 	if err := b.nc.FlushTimeout(b.confirm); err != nil {
 		b.log.Warn("nats: reconnect not confirmed; catching up on the next one", "err", err)
 		return
@@ -412,10 +487,40 @@ func (b *Broker) resyncAll() {
 	for _, ts := range b.tenants {
 		all = append(all, *ts.fns.Load()...)
 	}
+	unsent := b.unsent
+	b.unsent = make(map[string]struct{})
 	b.mu.Unlock()
 	for _, s := range all {
 		b.resync(s)
 	}
+	b.announceUnsent(unsent)
+}
+
+// announceUnsent asks the other processes of each tenant to catch up
+// from the store: some of this process's messages for it never left.
+// Tenants whose announcement fails too are kept for the next connection.
+func (b *Broker) announceUnsent(tenants map[string]struct{}) {
+	if len(tenants) == 0 {
+		return
+	}
+	data, err := encode(nil, hub.Message{Kind: hub.KindResync})
+	if err != nil {
+		b.log.Error("nats: encode catch-up", "err", err)
+		return
+	}
+	for id := range tenants {
+		subj, err := b.subject(id)
+		if err == nil {
+			err = b.nc.Publish(subj, data)
+		}
+		if err != nil {
+			b.log.Warn("nats: could not ask other processes to catch up; their head checks will", "tenant", id, "err", err)
+			b.mu.Lock()
+			b.unsent[id] = struct{}{}
+			b.mu.Unlock()
+		}
+	}
+	b.log.Info("nats: asked other processes to catch up after messages NATS did not take", "tenants", len(tenants))
 }
 
 // resyncSlow runs when nats.go dropped messages of a subscription that
