@@ -104,6 +104,7 @@ func TestSurvivesRepeatedSIGKILLUnderLoad(t *testing.T) {
 	data := t.TempDir()
 	gw.proxyFor(t)
 	p := start(t, data)
+	procs := []*proc{p}
 	tm := p.newTeam("Crash Under Load")
 	var ch struct {
 		Channel struct {
@@ -140,6 +141,7 @@ func TestSurvivesRepeatedSIGKILLUnderLoad(t *testing.T) {
 		fl.kill()
 		gw.proxyFor(t)
 		p = start(t, data)
+		procs = append(procs, p)
 		fl.up(p.url)
 		t.Logf("kill %d after %v: %s", kill, life.Round(time.Millisecond), ld.progress())
 	}
@@ -157,6 +159,17 @@ func TestSurvivesRepeatedSIGKILLUnderLoad(t *testing.T) {
 
 	stored := crashStoredMessages(t, p, tm.token, ld.conversationIDs())
 	ld.check(t, evs, stored, gw)
+	// Twenty-one processes' logs, each cut off mid-write by its kill,
+	// and none may hold a credential the run used.
+	for i, p := range procs {
+		logs := p.logs.String()
+		for what, secret := range map[string]string{"the gateway's auth_token": crashGatewayToken,
+			"the webhook secret": crashHookSecret, "the session token": tm.token, "the operator token": operatorToken} {
+			if strings.Contains(logs, secret) {
+				t.Errorf("process %d logged %s", i, what)
+			}
+		}
+	}
 	t.Logf("took %v", time.Since(began).Round(time.Millisecond))
 }
 

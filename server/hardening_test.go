@@ -3,15 +3,24 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/uuid"
+
+	"github.com/onebox/onebox/internal/channel/sms"
 )
 
 // metric reads one series from the server's /metrics; -1 if absent.
@@ -163,5 +172,177 @@ func TestTrustedProxiesMalformed(t *testing.T) {
 	_, err := parseServe(nil, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "ONEBOX_TRUSTED_PROXIES") || !strings.Contains(err.Error(), "proxy.internal") {
 		t.Fatalf("parseServe = %v, want an error naming the variable and the entry", err)
+	}
+}
+
+// TestNoSecretsInServerLogs runs the real binary at debug level through
+// what touches credentials: a tenant's first key, sign-ins good and bad,
+// channels of every provider type, webhooks signed and forged, and
+// replies the providers accept or refuse. Its whole stderr must hold none
+// of the access key, the session token, the operator token or any
+// channel secret.
+func TestNoSecretsInServerLogs(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls[r.URL.Path]++
+		mu.Unlock()
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasPrefix(r.URL.Path, "/sms") {
+			io.WriteString(w, `{"id":"gw-1"}`)
+			return
+		}
+		// WhatsApp refuses the token, as it does one that expired.
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"error":{"message":"Invalid OAuth access token.","type":"OAuthException","code":190}}`)
+	}))
+	defer provider.Close()
+
+	p := start(t, t.TempDir(), "--log-level", "debug")
+	secret := func(what string) string { return what + "-" + uuid.NewString() }
+	wa := map[string]string{"phone_number_id": "106540352242922", "access_token": secret("wa-access"),
+		"app_secret": secret("wa-app"), "verify_token": secret("wa-verify"), "api_base_url": provider.URL}
+	tk := map[string]string{"business_id": "biz-1", "access_token": secret("tk-access"), "client_secret": secret("tk-client"),
+		"api_base_url": provider.URL}
+	sm := map[string]string{"send_url": provider.URL + "/sms", "auth_token": secret("sms-auth"),
+		"webhook_secret": secret("sms-hook"), "from": "+447700900123"}
+
+	var created struct {
+		AccessKey string `json:"access_key"`
+	}
+	if st := p.call("POST", "/api/v1/tenants", operatorToken, map[string]string{"name": "Secrets"}, &created); st != 201 {
+		t.Fatalf("create tenant: %d", st)
+	}
+	if st := p.call("POST", "/api/v1/session", "", map[string]any{"access_key": created.AccessKey + "x"}, nil); st != 401 {
+		t.Fatalf("sign-in with a wrong key: %d, want 401", st)
+	}
+	var sess struct {
+		Token string `json:"token"`
+	}
+	if st := p.call("POST", "/api/v1/session", "", map[string]any{"access_key": created.AccessKey}, &sess); st != 201 {
+		t.Fatalf("sign in: %d", st)
+	}
+	if st := p.call("GET", "/api/v1/agents", sess.Token+"x", nil, nil); st != 401 {
+		t.Fatalf("a wrong session token: %d, want 401", st)
+	}
+	channel := func(typ string, cfg map[string]string) string {
+		var c struct {
+			Channel struct {
+				ID string `json:"id"`
+			} `json:"channel"`
+		}
+		if st := p.call("POST", "/api/v1/channels", sess.Token, map[string]any{"type": typ, "name": typ, "config": cfg}, &c); st != 201 {
+			t.Fatalf("create %s channel: %d", typ, st)
+		}
+		return c.Channel.ID
+	}
+	waID, tkID, smsID := channel("whatsapp", wa), channel("tiktok", tk), channel("sms", sm)
+
+	post := func(path string, body []byte, headers ...string) int {
+		req, _ := http.NewRequest("POST", p.url+path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// WhatsApp: the subscription check with the right and a wrong token,
+	// a signed delivery and a forged one.
+	for token, want := range map[string]int{wa["verify_token"]: 200, wa["verify_token"] + "x": 403} {
+		resp, err := http.Get(p.url + "/webhooks/whatsapp/" + waID + "?hub.mode=subscribe&hub.verify_token=" + token + "&hub.challenge=7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("WhatsApp subscription check: %d, want %d", resp.StatusCode, want)
+		}
+	}
+	waBody := []byte(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Kerry"},"wa_id":"16505551234"}],"messages":[{"from":"16505551234","id":"wamid.S1","timestamp":"1749416383","type":"text","text":{"body":"Hi"}}]}}]}]}`)
+	mac := hmac.New(sha256.New, []byte(wa["app_secret"]))
+	mac.Write(waBody)
+	if st := post("/webhooks/whatsapp/"+waID, waBody, "X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil))); st != 200 {
+		t.Fatalf("signed WhatsApp delivery: %d", st)
+	}
+	if st := post("/webhooks/whatsapp/"+waID, waBody, "X-Hub-Signature-256", "sha256="+strings.Repeat("0", 64)); st != 401 {
+		t.Fatalf("forged WhatsApp delivery: %d, want 401", st)
+	}
+	// SMS: signed and forged; TikTok: unsigned.
+	smsBody := []byte(`{"id":"sms-in-1","from":"+15550100077","to":"+447700900123","text":"Hello","timestamp":1749416383}`)
+	if st := post("/webhooks/sms/"+smsID, smsBody, sms.SignatureHeader, sms.Sign(sm["webhook_secret"], smsBody)); st/100 != 2 {
+		t.Fatalf("signed SMS webhook: %d", st)
+	}
+	if st := post("/webhooks/sms/"+smsID, smsBody, sms.SignatureHeader, sms.Sign("not-the-secret", smsBody)); st != 401 {
+		t.Fatalf("forged SMS webhook: %d, want 401", st)
+	}
+	if st := post("/webhooks/tiktok/"+tkID, []byte(`{}`)); st != 401 {
+		t.Fatalf("unsigned TikTok webhook: %d, want 401", st)
+	}
+
+	// A reply on each conversation: the gateway takes the SMS one, the
+	// Graph API refuses the WhatsApp one.
+	var list struct {
+		Conversations []struct {
+			ID string `json:"id"`
+		} `json:"conversations"`
+	}
+	if st := p.call("GET", "/api/v1/conversations", sess.Token, nil, &list); st != 200 || len(list.Conversations) != 2 {
+		t.Fatalf("conversations: %d, %d of them; want 2", st, len(list.Conversations))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws := p.dial(ctx, sess.Token, 0)
+	for _, c := range list.Conversations {
+		if st := p.call("POST", "/api/v1/conversations/"+c.ID+"/messages", sess.Token,
+			map[string]string{"client_id": uuid.NewString(), "text": "Thanks"}, nil); st != 201 {
+			t.Fatalf("reply: %d", st)
+		}
+	}
+	// Both outcomes are recorded: one reply sent, one failed.
+	outcomes := map[string]bool{}
+	for len(outcomes) < 2 {
+		f := ws.next(ctx)
+		if f.Type != "event" || f.Event.Type != "message.updated" {
+			continue
+		}
+		var m struct {
+			Direction, Status string
+		}
+		json.Unmarshal(f.Event.Data, &m)
+		if m.Direction == "out" && (m.Status == "sent" || m.Status == "failed") {
+			outcomes[m.Status] = true
+		}
+	}
+	ws.conn.Close(websocket.StatusNormalClosure, "")
+	stopProc(t, p)
+
+	logs := p.logs.String() + p.stdout.String()
+	if !strings.Contains(logs, "level=DEBUG") {
+		t.Fatalf("no debug lines in the server's log: the check below would prove little\n%s", logs)
+	}
+	secrets := map[string]string{"the access key": created.AccessKey, "the session token": sess.Token, "the operator token": operatorToken}
+	for typ, cfg := range map[string]map[string]string{"whatsapp": wa, "tiktok": tk, "sms": sm} {
+		for k, v := range cfg {
+			if strings.Contains(k, "token") || strings.Contains(k, "secret") {
+				secrets[typ+" "+k] = v
+			}
+		}
+	}
+	for what, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Errorf("the server's log holds %s", what)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls["/sms"] == 0 || calls["/v21.0/106540352242922/messages"] == 0 {
+		t.Errorf("providers called %v, want the SMS gateway and the Graph API", calls)
 	}
 }
