@@ -11,6 +11,7 @@ package media
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -52,7 +53,18 @@ type Config struct {
 	// Now is replaceable so tests can move time.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Grace spares files written less than this long ago from cleanup
+	// (default DefaultGrace): an upload writes its file before it
+	// commits the record, and when the directory is shared, the upload
+	// may be running in another process, out of reach of this one's
+	// locks. It must exceed the longest time from writing an upload's
+	// file to committing its record, plus any clock difference between
+	// the machines sharing the directory.
+	Grace time.Duration
 }
+
+// DefaultGrace is Config.Grace's default.
+const DefaultGrace = 10 * time.Minute
 
 // Store saves, finds and cleans up media files.
 type Store struct {
@@ -67,7 +79,16 @@ type Store struct {
 	// against deleting a record and its file, so cleanup never removes
 	// bytes that a concurrent upload of the same content has just
 	// recorded. Striped: a lock per content would need its own cleanup.
+	// They hold within this process only; across processes sharing the
+	// directory, grace and the way files are removed do (removeIfUnused).
 	locks [64]sync.Mutex
+	grace time.Duration
+	// beforeRemove, when set, runs after cleanup has found a content
+	// unused and before it removes the files; afterPlace, after an
+	// upload has put its file in place and before it commits the record.
+	// Tests make another process's cleanup or upload land there.
+	beforeRemove func(tenant, sha string)
+	afterPlace   func()
 }
 
 // New opens the media directory and loads the URL-signing secret from
@@ -83,6 +104,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		maxSize:   cfg.MaxSize,
 		now:       cfg.Now,
 		log:       cfg.Logger,
+		grace:     cfg.Grace,
+	}
+	if s.grace <= 0 {
+		s.grace = DefaultGrace
 	}
 	if s.maxSize <= 0 {
 		s.maxSize = DefaultMaxSize
@@ -249,6 +274,9 @@ func (s *Store) save(ctx context.Context, tenant string, r io.Reader, name, clai
 	if err := syncDir(filepath.Dir(final)); err != nil {
 		return inbox.MediaRecord{}, fmt.Errorf("media: %w", err)
 	}
+	if s.afterPlace != nil {
+		s.afterPlace()
+	}
 	out, _, err := s.svc.AddMedia(ctx, tenant, rec)
 	if err != nil {
 		return inbox.MediaRecord{}, err
@@ -377,17 +405,87 @@ func (s *Store) drop(ctx context.Context, rec inbox.MediaRecord, cutoff time.Tim
 }
 
 // removeIfUnused deletes a content's files unless a record still names
-// it. The caller holds the content's lock.
+// it. The caller holds the content's lock, which keeps out this process's
+// uploads only. An upload in another process sharing the directory may
+// rename a fresh copy of the same content into place at any moment and
+// then commit its record, so a file is never removed where it lies: it is
+// first renamed aside, which takes exactly the copy that is there, and
+// put back if that copy is younger than the grace period (an upload's)
+// or if a record names the content by then.
 func (s *Store) removeIfUnused(ctx context.Context, tenant, sha string) error {
 	used, err := s.svc.MediaHasContent(ctx, tenant, sha)
 	if err != nil || used || !validTenant(tenant) {
 		return err
 	}
+	if s.beforeRemove != nil {
+		s.beforeRemove(tenant, sha)
+	}
 	p := s.path(tenant, sha)
+	var aside [][2]string // {file, where it was moved}
 	for _, f := range []string{p, p + ".thumb"} {
-		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		moved, err := s.setAside(f)
+		if err != nil {
+			return errors.Join(err, s.putBack(aside))
+		}
+		if moved != "" {
+			aside = append(aside, [2]string{f, moved})
+		}
+	}
+	if len(aside) == 0 {
+		return nil
+	}
+	if used, err := s.svc.MediaHasContent(ctx, tenant, sha); err != nil || used {
+		return errors.Join(err, s.putBack(aside))
+	}
+	for _, a := range aside {
+		if err := os.Remove(a[1]); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("media: remove file: %w", err)
 		}
+	}
+	return nil
+}
+
+// setAside renames f to a name of its own and returns that name, or ""
+// when there is no f or f was written within the grace period (then it
+// stays where it is).
+func (s *Store) setAside(f string) (string, error) {
+	var tag [6]byte
+	_, _ = rand.Read(tag[:])
+	moved := f + asideMark + hex.EncodeToString(tag[:])
+	if err := os.Rename(f, moved); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil
+		}
+		return "", fmt.Errorf("media: set file aside: %w", err)
+	}
+	// This is the copy now in hand, whoever wrote it; a rename keeps
+	// its modification time. Files carry the real clock's times.
+	info, err := os.Stat(moved)
+	if err != nil || time.Since(info.ModTime()) < s.grace {
+		return "", errors.Join(err, putBack(f, moved))
+	}
+	return moved, nil
+}
+
+func (s *Store) putBack(aside [][2]string) error {
+	var errs []error
+	for _, a := range aside {
+		errs = append(errs, putBack(a[0], a[1]))
+	}
+	return errors.Join(errs...)
+}
+
+// asideMark is in the name of a file cleanup has set aside for removal.
+const asideMark = ".removing-"
+
+// putBack returns a file set aside to its place, unless an upload has
+// put the same content there meanwhile (a link never replaces a file).
+func putBack(f, moved string) error {
+	if err := os.Link(moved, f); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("media: put file back: %w", err)
+	}
+	if err := os.Remove(moved); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("media: put file back: %w", err)
 	}
 	return nil
 }
@@ -417,6 +515,12 @@ func (s *Store) sweep(ctx context.Context, cutoff time.Time) error {
 		err := filepath.WalkDir(filepath.Join(s.dir, tenant), func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
+			}
+			if i := strings.Index(d.Name(), asideMark); i > 0 {
+				// Set aside by a cleanup that did not finish (or is
+				// running in another process): putting it back is
+				// always safe, and a later sweep removes it if unused.
+				return putBack(filepath.Join(filepath.Dir(p), d.Name()[:i]), p)
 			}
 			sha := strings.TrimSuffix(d.Name(), ".thumb")
 			if len(sha) != 64 {

@@ -75,7 +75,9 @@ func newEnv(t *testing.T, maxSize int64) *env {
 		t.Fatal(err)
 	}
 	e.chanID = ch.ID
-	e.store, err = New(ctx, Config{Dir: e.dir, Service: svc, PublicURL: "https://support.example.com/", MaxSize: maxSize, Now: clk.Now})
+	// These tests move the store's clock, not the files' times: no grace
+	// (TestCleanupSparesAnotherProcessUpload has one).
+	e.store, err = New(ctx, Config{Dir: e.dir, Service: svc, PublicURL: "https://support.example.com/", MaxSize: maxSize, Now: clk.Now, Grace: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,4 +436,134 @@ func TestConcurrentSaveAndCleanup(t *testing.T) {
 			t.Fatalf("round %d: the media just saved has no record or no file", i)
 		}
 	}
+}
+
+// Two processes share the media directory (and the database), and no lock
+// spans the two. One's cleanup finds a content unused and is about to
+// remove its file just as the other's upload of the same bytes renames a
+// fresh copy into place and commits a new record; or the cleanup runs
+// between the upload's rename and its commit. Either way the fresh copy is
+// spared; an old unused one is still removed in the same run, and a file
+// set aside by a cleanup that did not finish is put back.
+func TestCleanupSparesAnotherProcessUpload(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	ctx := context.Background()
+	open := func() *Store {
+		s, err := New(ctx, Config{Dir: e.dir, Service: e.svc, Now: e.clock.Now, Grace: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	cleaner, uploader := open(), open()
+	data, other, third := pdf(500), pdf(500), pdf(500)
+	first, err := uploader.Save(ctx, e.a.Tenant.ID, bytes.NewReader(data), "a.pdf", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unused, err := uploader.Save(ctx, e.a.Tenant.ID, bytes.NewReader(other), "b.pdf", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both were uploaded two days ago and never used since.
+	age := func(ms ...*inbox.Media) {
+		old := time.Now().Add(-48 * time.Hour)
+		for _, m := range ms {
+			p := filepath.Join(e.dir, e.a.Tenant.ID, m.SHA256[:2], m.SHA256)
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.clock.advance(25 * time.Hour)
+	}
+	age(first, unused)
+
+	var again *inbox.Media
+	cleaner.beforeRemove = func(_, sha string) {
+		if sha != first.SHA256 || again != nil {
+			return
+		}
+		var err error
+		if again, err = uploader.Save(ctx, e.a.Tenant.ID, bytes.NewReader(data), "a again.pdf", ""); err != nil {
+			t.Errorf("upload in the other process: %v", err)
+		}
+	}
+	if err := cleaner.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if again == nil {
+		t.Fatal("the cleanup never reached the content uploaded again; the test proves nothing")
+	}
+	if again.ID == first.ID {
+		t.Fatalf("the upload reused record %s, which the cleanup had dropped", first.ID)
+	}
+	r, _, err := uploader.Open(ctx, e.a.Tenant.ID, again.ID)
+	if err != nil {
+		t.Fatalf("the media uploaded during the cleanup has lost its file: %v", err)
+	}
+	if got := readAll(t, r); !bytes.Equal(got, data) {
+		t.Fatalf("the media uploaded during the cleanup reads %d bytes, want its %d", len(got), len(data))
+	}
+	if e.exists(t, e.a, unused) {
+		t.Error("old unused media kept")
+	}
+
+	// The third content: the cleanup runs while its upload, in the other
+	// process, has its file in place and its record not yet committed.
+	last, err := uploader.Save(ctx, e.a.Tenant.ID, bytes.NewReader(third), "c.pdf", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	age(last)
+	ran := false
+	uploader.afterPlace = func() {
+		if !ran {
+			ran = true
+			if err := cleaner.Cleanup(ctx); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+	}
+	late, err := uploader.Save(ctx, e.a.Tenant.ID, bytes.NewReader(third), "c again.pdf", "")
+	uploader.afterPlace = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ran {
+		t.Fatal("the cleanup did not run during the upload")
+	}
+	if _, err := e.svc.MediaOf(ctx, e.a, last.ID); inbox.ErrorCode(err) != inbox.CodeNotFound {
+		t.Errorf("the old record of the third content survived the cleanup (%v); the test proves nothing", err)
+	}
+	r, _, err = uploader.Open(ctx, e.a.Tenant.ID, late.ID)
+	if err != nil {
+		t.Fatalf("the media whose upload the cleanup ran into has lost its file: %v", err)
+	}
+	if got := readAll(t, r); !bytes.Equal(got, third) {
+		t.Fatalf("the media whose upload the cleanup ran into reads %d bytes, want %d", len(got), len(third))
+	}
+
+	// A cleanup that stopped half way left a recorded file set aside.
+	p := filepath.Join(e.dir, e.a.Tenant.ID, again.SHA256[:2], again.SHA256)
+	if err := os.Rename(p, p+asideMark+"0123"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cleaner.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustReadFile(t, p); !bytes.Equal(got, data) {
+		t.Fatalf("the file set aside was not put back (%d bytes)", len(got))
+	}
+	if _, err := os.Stat(p + asideMark + "0123"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the copy set aside is still there: %v", err)
+	}
+}
+
+func mustReadFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
