@@ -1,8 +1,12 @@
 package ws_test
 
 import (
+	"context"
+	"net/http"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/onebox/onebox/internal/ws"
 	"github.com/onebox/onebox/internal/ws/wstest"
@@ -17,10 +21,22 @@ func TestSocketsPerProcessCapped(t *testing.T) {
 	first, _ := e.Connect(t, e.Backend.AddSession("t1", "a1", "k1"), 0)
 	second, _ := e.Connect(t, e.Backend.AddSession("t1", "a2", "k2"), 0)
 
-	c, err := e.TryDial(nil, nil)
+	// The refusal is what docs/operations.md promises: 503 with
+	// Retry-After, so the app (or a load balancer) tries again shortly.
+	ctx, cancel := context.WithTimeout(context.Background(), wstest.Wait)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, e.URL, &websocket.DialOptions{HTTPClient: e.HTTPClient()})
 	if err == nil {
 		c.CloseNow()
 		t.Fatal("a third socket was upgraded past MaxSockets 2")
+	}
+	if resp == nil {
+		t.Fatalf("a third socket got no HTTP answer: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("a third socket: status %d, Retry-After %q; want 503 with Retry-After: 1",
+			resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	if got := e.Server.Stats().CapacityRefusals; got != 1 {
 		t.Fatalf("CapacityRefusals = %d, want 1 (dial error: %v)", got, err)
