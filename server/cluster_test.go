@@ -1033,3 +1033,201 @@ func (g *clusterGateway) waitSends(t *testing.T, n int) {
 		}
 	}
 }
+
+// holdingGateway is a loopback SMS gateway that, until released, holds
+// every send it is asked for: the outbox's process is then killed in the
+// middle of sending. A held send whose caller goes away is not counted.
+type holdingGateway struct {
+	srv      *httptest.Server
+	release  chan struct{}
+	arrived  chan struct{} // nudged at each send request
+	mu       sync.Mutex
+	sends    map[string]int
+	inFlight map[string]bool // ids whose send was ever held
+}
+
+func newHoldingGateway(t *testing.T) *holdingGateway {
+	g := &holdingGateway{release: make(chan struct{}), arrived: make(chan struct{}, 1),
+		sends: map[string]int{}, inFlight: map[string]bool{}}
+	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]string
+		if r.Header.Get("Authorization") != "Bearer "+clusterGatewayToken || json.NewDecoder(r.Body).Decode(&body) != nil || body["id"] == "" {
+			t.Errorf("gateway: bad send %v", body)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		select {
+		case <-g.release:
+		default:
+			g.mu.Lock()
+			g.inFlight[body["id"]] = true
+			g.mu.Unlock()
+			select {
+			case g.arrived <- struct{}{}:
+			default:
+			}
+			select {
+			case <-g.release:
+			case <-r.Context().Done():
+				return // its process died
+			}
+		}
+		g.mu.Lock()
+		g.sends[body["id"]]++
+		g.mu.Unlock()
+		select {
+		case g.arrived <- struct{}{}:
+		default:
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"gw-%s"}`, body["id"])
+	}))
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+// TestOutboxMovesWhenItsHolderIsKilled runs two processes on one database
+// and one NATS server with a short job lease. Replies are accepted while
+// the provider holds every send, then the process holding the outbox is
+// killed with SIGKILL, sends in flight. The other process takes the lease
+// over once it expires and sends every reply accepted before the kill:
+// each reaches the provider, exactly once unless its send was in flight at
+// the kill (such a send may be repeated; the SMS gateway deduplicates by
+// message id).
+func TestOutboxMovesWhenItsHolderIsKilled(t *testing.T) {
+	const ttl = 2 * time.Second
+	const replies = 12
+	gw := newHoldingGateway(t)
+	env := append(pgEnv(pgtest.DSN(t), t.TempDir()), "ONEBOX_NATS_URL="+startNATS(t),
+		"ONEBOX_JOB_LEASE_TTL="+ttl.String(), "ONEBOX_RATE_SESSION=off", "ONEBOX_RATE_WEBHOOK=off")
+	procs := []*proc{startEnv(t, env, t.TempDir(), "--log-level", "debug"), startEnv(t, env, t.TempDir(), "--log-level", "debug")}
+	p0 := procs[0]
+
+	var created struct {
+		AccessKey string `json:"access_key"`
+	}
+	if st := p0.call("POST", "/api/v1/tenants", operatorToken, map[string]string{"name": "Lease"}, &created); st != 201 {
+		t.Fatalf("create tenant: %d", st)
+	}
+	token := clusterSignIn(t, p0, created.AccessKey)
+	var ch struct {
+		Channel struct {
+			ID string `json:"id"`
+		} `json:"channel"`
+	}
+	if st := p0.call("POST", "/api/v1/channels", token, map[string]any{"type": "sms", "name": "SMS", "config": map[string]string{
+		"send_url": gw.srv.URL + "/v1/sms", "auth_token": clusterGatewayToken, "webhook_secret": clusterHookSecret, "from": crashFrom,
+	}}, &ch); st != 201 {
+		t.Fatalf("create SMS channel: %d", st)
+	}
+	body, _ := json.Marshal(map[string]any{"id": "seed", "from": crashContacts[0], "to": crashFrom, "text": "hello", "timestamp": time.Now().Unix()})
+	req, _ := http.NewRequest("POST", p0.url+"/webhooks/sms/"+ch.Channel.ID, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(sms.SignatureHeader, sms.Sign(clusterHookSecret, body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("seed webhook: %d", resp.StatusCode)
+	}
+	convs := clusterConversations(t, p0, token)
+	if len(convs) != 1 {
+		t.Fatalf("%d conversations, want 1", len(convs))
+	}
+
+	// Which process runs the outbox: the first to take its lease.
+	holder := -1
+	deadline := time.Now().Add(30 * time.Second)
+	for holder < 0 {
+		for i, p := range procs {
+			if clusterHoldsOutbox(p) {
+				holder = i
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no process took the outbox's lease")
+		}
+		if holder < 0 {
+			time.Sleep(50 * time.Millisecond) // polling the processes' logs
+		}
+	}
+	other := 1 - holder
+
+	// Replies through both processes, all accepted while the provider
+	// holds every send.
+	ids := map[string]bool{}
+	for i := range replies {
+		var out struct {
+			Message struct {
+				ID string `json:"id"`
+			} `json:"message"`
+		}
+		if st := procs[i%2].call("POST", "/api/v1/conversations/"+convs[0]+"/messages", token,
+			map[string]string{"client_id": uuid.NewString(), "text": fmt.Sprintf("reply %d", i)}, &out); st != 201 || out.Message.ID == "" {
+			t.Fatalf("reply %d: %d", i, st)
+		}
+		ids[out.Message.ID] = true
+	}
+	select {
+	case <-gw.arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the outbox never called the provider")
+	}
+
+	killAt := time.Now()
+	if err := procs[holder].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-procs[holder].done
+	gw.mu.Lock()
+	held := len(gw.inFlight)
+	gw.mu.Unlock()
+	close(gw.release)
+
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		gw.mu.Lock()
+		n := 0
+		for id := range ids {
+			if gw.sends[id] > 0 {
+				n++
+			}
+		}
+		gw.mu.Unlock()
+		if n == len(ids) {
+			break
+		}
+		select {
+		case <-gw.arrived:
+		case <-time.After(time.Until(deadline)):
+			t.Fatalf("%d of %d replies reached the provider after the outbox's process was killed", n, len(ids))
+		}
+	}
+	took := time.Since(killAt)
+	if !clusterHoldsOutbox(procs[other]) {
+		t.Error("the surviving process never said it took the outbox's lease")
+	}
+	if limit := ttl + 5*time.Second; took > limit {
+		t.Errorf("the replies were sent %v after the kill, want within %v (lease %v)", took.Round(time.Millisecond), limit, ttl)
+	}
+	gw.mu.Lock()
+	defer gw.mu.Unlock()
+	repeated := 0
+	for id := range ids {
+		switch n := gw.sends[id]; {
+		case n > 1 && gw.inFlight[id]:
+			repeated++
+		case n > 1:
+			t.Errorf("reply %s, not in flight at the kill, reached the provider %d times", id, n)
+		}
+	}
+	for id := range gw.sends {
+		if !ids[id] {
+			t.Errorf("the provider was asked to send %s, which no reply is", id)
+		}
+	}
+	t.Logf("outbox: process %d killed with %d sends held by the provider; process %d sent all %d replies %v after the kill (lease %v); %d in-flight sends repeated",
+		holder+1, held, other+1, len(ids), took.Round(time.Millisecond), ttl, repeated)
+}

@@ -239,7 +239,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if opened.Shared {
 		leases = store
 	}
-	leader := jobs.NewLeader(jobs.LeaderConfig{Store: leases, Holder: node, Logger: log})
+	leaseTTL, err := jobLeaseTTL()
+	if err != nil {
+		return err
+	}
+	leader := jobs.NewLeader(jobs.LeaderConfig{Store: leases, Holder: node, Logger: log, TTL: leaseTTL})
 	var wg sync.WaitGroup
 	background := func(name string, f func(context.Context) error) {
 		wg.Add(1)
@@ -316,6 +320,21 @@ func catchUpEvery() (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
 		return 0, fmt.Errorf("ONEBOX_CATCH_UP_INTERVAL must be a positive duration such as 2s, got %q", v)
+	}
+	return d, nil
+}
+
+// jobLeaseTTL is the lifetime of a background job's lease,
+// ONEBOX_JOB_LEASE_TTL: the longest a job pauses when the process running
+// it dies. The processes' clocks must agree to well within it.
+func jobLeaseTTL() (time.Duration, error) {
+	v := os.Getenv("ONEBOX_JOB_LEASE_TTL")
+	if v == "" {
+		return jobs.DefaultLeaseTTL, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Second {
+		return 0, fmt.Errorf("ONEBOX_JOB_LEASE_TTL must be a duration of a second or more, such as 30s, got %q", v)
 	}
 	return d, nil
 }
