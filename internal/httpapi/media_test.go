@@ -49,7 +49,13 @@ func (c *mediaClock) advance(d time.Duration) {
 func newMediaHarness(t *testing.T, maxUpload int) (*harness, *mediaClock) {
 	t.Helper()
 	clk := &mediaClock{}
-	h := newHarness(t, withConfig(func(cfg *Config) {
+	return newHarness(t, withMedia(t, maxUpload, clk)), clk
+}
+
+// withMedia gives the harness's server a media store in a temp dir that
+// keeps files of up to maxUpload bytes, on clk.
+func withMedia(t *testing.T, maxUpload int, clk *mediaClock) harnessOpt {
+	return withConfig(func(cfg *Config) {
 		ms, err := media.New(context.Background(), media.Config{
 			Dir: filepath.Join(t.TempDir(), "media"), Service: cfg.Service, MaxSize: int64(maxUpload), Now: clk.now,
 		})
@@ -58,8 +64,7 @@ func newMediaHarness(t *testing.T, maxUpload int) (*harness, *mediaClock) {
 		}
 		cfg.Service.SetMediaURLs(ms.SignURLs)
 		cfg.Media, cfg.MaxUpload = ms, maxUpload
-	}))
-	return h, clk
+	})
 }
 
 type mediaJSON struct {

@@ -52,7 +52,7 @@ func declareUpload(t *testing.T, addr, path, auth string, size int) (status int,
 // agent still uploads several MiB.
 func TestUploadBudgetNeedsALiveSession(t *testing.T) {
 	const maxUpload = 16 << 20
-	h, _ := newMediaHarness(t, maxUpload)
+	h := newHarness(t, withMedia(t, maxUpload, &mediaClock{}))
 	tm := h.newTeam("Acme")
 	addr := strings.TrimPrefix(h.url, "http://")
 
