@@ -26,8 +26,11 @@ type config struct {
 	LogLevel      string
 	MaxBody       int
 	MaxUpload     int
-	Demo          bool
-	Origins       []string
+	// MaxConns (ONEBOX_MAX_CONNS) bounds the HTTP connections served at
+	// once; 0 keeps httpapi's default.
+	MaxConns int
+	Demo     bool
+	Origins  []string
 	// Push is read by parsePush (push.go).
 	Push pushConfig
 	// SecretKey (ONEBOX_SECRET_KEY) seals channel secrets in the store;
@@ -76,19 +79,21 @@ func parseServe(args []string, stderr io.Writer) (config, error) {
 		MaxBody:       1 << 20,
 		MaxUpload:     16 << 20,
 	}
-	if v := os.Getenv("ONEBOX_MAX_BODY"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return c, fmt.Errorf("ONEBOX_MAX_BODY must be a positive number of bytes, got %q", v)
+	for _, p := range []struct {
+		env, unit string
+		dst       *int
+	}{
+		{"ONEBOX_MAX_BODY", "bytes", &c.MaxBody},
+		{"ONEBOX_MAX_UPLOAD", "bytes", &c.MaxUpload},
+		{"ONEBOX_MAX_CONNS", "connections", &c.MaxConns},
+	} {
+		if v := os.Getenv(p.env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return c, fmt.Errorf("%s must be a positive number of %s, got %q", p.env, p.unit, v)
+			}
+			*p.dst = n
 		}
-		c.MaxBody = n
-	}
-	if v := os.Getenv("ONEBOX_MAX_UPLOAD"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return c, fmt.Errorf("ONEBOX_MAX_UPLOAD must be a positive number of bytes, got %q", v)
-		}
-		c.MaxUpload = n
 	}
 	for _, l := range []struct {
 		env string

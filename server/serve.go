@@ -204,6 +204,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxBody:        cfg.MaxBody,
 		Media:          mediaStore,
 		MaxUpload:      cfg.MaxUpload,
+		MaxConns:       cfg.MaxConns,
 		Webhooks:       webhooks,
 		Static:         onebox.WebApp(),
 		Backup:         opened.Backup,
