@@ -135,11 +135,12 @@ func (s *Subscription) enqueue(it item) {
 // removal: removal takes hub locks that the caller (a broker callback) may
 // not take. It is queued even if a worker holds it (stuck writing to this
 // very socket), so another worker takes it out of the tenant at once.
-func (s *Subscription) kill(code int, reason string) {
+// It reports whether it closed the sink (false: it was closed already).
+func (s *Subscription) kill(code int, reason string) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	s.closed = true
 	s.queue = nil
@@ -148,6 +149,7 @@ func (s *Subscription) kill(code int, reason string) {
 	s.mu.Unlock()
 	s.sink.Close(code, reason)
 	s.hub.runq.push(s)
+	return true
 }
 
 // caughtUp drops from the queue the events up to seq, which a catch-up

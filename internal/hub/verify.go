@@ -128,12 +128,16 @@ func (h *Hub) verify(t *tenant) {
 	closed := 0
 	t.mu.RLock()
 	for s := range t.subs {
-		if _, ok := gone[s.session.Hash]; ok {
-			s.kill(CloseRevoked, "credentials revoked")
+		// A socket an earlier check closed may still be listed until a
+		// worker removes it: count only what this check closes.
+		if _, ok := gone[s.session.Hash]; ok && s.kill(CloseRevoked, "credentials revoked") {
 			closed++
 		}
 	}
 	t.mu.RUnlock()
+	if closed == 0 {
+		return
+	}
 	h.reverified.Add(uint64(closed))
 	// The session hash identifies a credential; log only how many.
 	h.log.Info("hub: closed sockets whose credentials were withdrawn while this process could not hear of it",
