@@ -68,8 +68,7 @@ func (h *Hub) checkHeads() {
 			}
 			continue
 		}
-		if n := t.catchUpBehind(head); n > 0 {
-			h.behind.Add(uint64(n))
+		if n := h.catchUpBehind(t, head); n > 0 {
 			h.log.Info("hub: sockets were behind the store's head; catching them up from the store",
 				"tenant", t.id, "head", head, "sockets", n)
 		}
@@ -77,8 +76,10 @@ func (h *Hub) checkHeads() {
 }
 
 // catchUpBehind queues a catch-up for each started subscription that has
-// not queued every event up to head, and returns how many it found.
-func (t *tenant) catchUpBehind(head uint64) int {
+// not queued every event up to head, and returns how many it found. Each
+// is counted before its catch-up is queued, so the count never lags
+// what the socket sees.
+func (h *Hub) catchUpBehind(t *tenant, head uint64) int {
 	n := 0
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -87,6 +88,7 @@ func (t *tenant) catchUpBehind(head uint64) int {
 		behind := s.started && !s.closed && s.lastQueued < head
 		s.mu.Unlock()
 		if behind {
+			h.behind.Add(1)
 			s.enqueue(item{resync: true})
 			n++
 		}

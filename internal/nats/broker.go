@@ -66,12 +66,15 @@ type Options struct {
 // Broker is a hub.Broker on a NATS connection.
 type Broker struct {
 	nc *natsgo.Conn
-	// ready is closed once nc is set: nats.go may run the connection's
-	// callbacks before Connect returns it.
-	ready   chan struct{}
-	prefix  string
-	log     *slog.Logger
-	confirm time.Duration
+	// ready is closed once nc and startedConnected are set: nats.go may
+	// run the connection's callbacks before Connect returns it.
+	ready chan struct{}
+	// startedConnected says the first attempt connected, so no
+	// subscription was made without a server to confirm it.
+	startedConnected bool
+	prefix           string
+	log              *slog.Logger
+	confirm          time.Duration
 
 	onlineWindow time.Duration
 
@@ -141,11 +144,15 @@ func Connect(opts Options) (*Broker, error) {
 		// This process's own messages reach its subscribers directly.
 		natsgo.NoEcho(),
 		natsgo.ConnectHandler(func(nc *natsgo.Conn) {
-			// When a first attempt failed, subscriptions made meanwhile
-			// had no confirmation: catch them up (there are none when
-			// the first attempt succeeds).
 			b.log.Info("nats: connected", "server", nc.ConnectedUrlRedacted())
-			go b.resyncAll()
+			go func() {
+				<-b.ready
+				if !b.startedConnected {
+					// Subscriptions made before this first connection
+					// had no confirmation: catch them up.
+					b.resyncAll()
+				}
+			}()
 		}),
 		natsgo.DisconnectErrHandler(func(_ *natsgo.Conn, err error) {
 			b.log.Warn("nats: disconnected; live events from other processes pause until reconnected", "err", err)
@@ -169,8 +176,9 @@ func Connect(opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("nats: connect: %w", err)
 	}
 	b.nc = nc
+	b.startedConnected = nc.IsConnected()
 	close(b.ready)
-	if !nc.IsConnected() {
+	if !b.startedConnected {
 		b.log.Warn("nats: server unreachable; live events stay within this process until it connects", "url", opts.URL)
 	}
 	return b, nil

@@ -93,6 +93,8 @@ func TestRevocationMissedDuringAnOutageClosesTheSocket(t *testing.T) {
 	// ana's socket is still live: it gets what is committed next.
 	p1.hub.Publish(store.commit(tenantA, 1))
 	ana.waitSeqs(t, "ana", 1)
+	// The check counts what it closed just after closing it.
+	waitUntil(t, "the re-check to be counted", func() bool { return p2.hub.Stats().Reverified > 0 })
 	if got := p2.hub.Stats().Reverified; got != 1 {
 		t.Errorf("Reverified = %d, want 1", got)
 	}
