@@ -12,7 +12,10 @@
 // slow to read, misses messages. The event log in the store is the source
 // of truth, so the broker never tries to redeliver; it tells the hub
 // (hub.KindResync) that a tenant's stream may have holes, and the hub
-// catches its sockets up from the store.
+// catches its sockets up from the store. A loss nobody notices (the
+// publishing process killed between its commit and its publish) is found
+// by the hub's periodic comparison with the store's head
+// (hub.Options.Head).
 //
 // Revocations (hub.KindDisconnect) and presence are not in the log. A
 // revocation published while a process is cut off from NATS does not
