@@ -2,7 +2,8 @@
 # Runs every Go fuzz target in the module for FUZZTIME each (default 60s),
 # one after another, and prints a table of executions per target. Targets
 # are found by their declarations, so a new one is included without
-# editing this file. Exits non-zero if any target fails.
+# editing this file. `make fuzz` runs it at length and `make test` briefly
+# (TESTFUZZTIME). Exits non-zero if any target fails.
 set -u
 FUZZTIME="${FUZZTIME:-60s}"
 GO="${GO:-go}"
