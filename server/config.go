@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/onebox/onebox/internal/httpapi"
+	"github.com/onebox/onebox/internal/jobs"
 )
 
 // config is everything `onebox serve` needs, read from the environment and
@@ -52,6 +54,14 @@ type config struct {
 	MediaDir string
 	// NATSURL (ONEBOX_NATS_URL) carries live events between processes.
 	NATSURL string
+	// CatchUpEvery (ONEBOX_CATCH_UP_INTERVAL) is the period of the hub's
+	// head checks with NATS: how long a socket on another process may
+	// wait for an event whose publish was lost, twice over.
+	CatchUpEvery time.Duration
+	// JobLeaseTTL (ONEBOX_JOB_LEASE_TTL) is the lifetime of a background
+	// job's lease: the longest a job pauses when the process running it
+	// dies. The processes' clocks must agree to well within it.
+	JobLeaseTTL time.Duration
 }
 
 // shared reports whether several processes may run on this configuration.
@@ -78,6 +88,24 @@ func parseServe(args []string, stderr io.Writer) (config, error) {
 		NATSURL:       os.Getenv("ONEBOX_NATS_URL"),
 		MaxBody:       1 << 20,
 		MaxUpload:     16 << 20,
+		CatchUpEvery:  2 * time.Second,
+		JobLeaseTTL:   jobs.DefaultLeaseTTL,
+	}
+	for _, d := range []struct {
+		env, example string
+		min          time.Duration
+		dst          *time.Duration
+	}{
+		{"ONEBOX_CATCH_UP_INTERVAL", "2s", time.Millisecond, &c.CatchUpEvery},
+		{"ONEBOX_JOB_LEASE_TTL", "30s", time.Second, &c.JobLeaseTTL},
+	} {
+		if v := os.Getenv(d.env); v != "" {
+			n, err := time.ParseDuration(v)
+			if err != nil || n < d.min {
+				return c, fmt.Errorf("%s must be a duration of at least %s, such as %s, got %q", d.env, d.min, d.example, v)
+			}
+			*d.dst = n
+		}
 	}
 	for _, p := range []struct {
 		env, unit string

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,10 +50,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sessionChecker atomic.Pointer[inbox.Service]
 	var broker *nats.Broker
 	if cfg.NATSURL != "" {
-		catchUp, err := catchUpEvery()
-		if err != nil {
-			return err
-		}
 		// The process starts even while NATS is down: it keeps trying to
 		// connect, and its own sockets get its own events meanwhile.
 		broker, err = nats.Connect(nats.Options{URL: cfg.NATSURL, Name: "onebox " + node, Logger: log})
@@ -67,7 +62,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// An event whose publish was lost (its process was killed after
 		// the commit, or NATS refused it) reaches the other processes'
 		// sockets within about two periods, with nothing committed after.
-		hubOpts.CatchUpEvery = catchUp
+		hubOpts.CatchUpEvery = cfg.CatchUpEvery
 		// A revocation announced while this process was cut off from
 		// NATS is found in the store after the reconnect, and within a
 		// minute if the loss went unnoticed.
@@ -240,11 +235,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if opened.Shared {
 		leases = store
 	}
-	leaseTTL, err := jobLeaseTTL()
-	if err != nil {
-		return err
-	}
-	leader := jobs.NewLeader(jobs.LeaderConfig{Store: leases, Holder: node, Logger: log, TTL: leaseTTL})
+	leader := jobs.NewLeader(jobs.LeaderConfig{Store: leases, Holder: node, Logger: log, TTL: cfg.JobLeaseTTL})
 	var wg sync.WaitGroup
 	background := func(name string, f func(context.Context) error) {
 		wg.Add(1)
@@ -308,34 +299,4 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// catchUpEvery is the period of the hub's head checks with NATS,
-// ONEBOX_CATCH_UP_INTERVAL: how long a socket on another process may wait
-// for an event whose publish was lost, twice over.
-func catchUpEvery() (time.Duration, error) {
-	v := os.Getenv("ONEBOX_CATCH_UP_INTERVAL")
-	if v == "" {
-		return 2 * time.Second, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("ONEBOX_CATCH_UP_INTERVAL must be a positive duration such as 2s, got %q", v)
-	}
-	return d, nil
-}
-
-// jobLeaseTTL is the lifetime of a background job's lease,
-// ONEBOX_JOB_LEASE_TTL: the longest a job pauses when the process running
-// it dies. The processes' clocks must agree to well within it.
-func jobLeaseTTL() (time.Duration, error) {
-	v := os.Getenv("ONEBOX_JOB_LEASE_TTL")
-	if v == "" {
-		return jobs.DefaultLeaseTTL, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < time.Second {
-		return 0, fmt.Errorf("ONEBOX_JOB_LEASE_TTL must be a duration of a second or more, such as 30s, got %q", v)
-	}
-	return d, nil
 }
