@@ -15,7 +15,7 @@ import (
 	"github.com/onebox/onebox/internal/inbox"
 )
 
-func encodePNG(t *testing.T, img image.Image) []byte {
+func encodePNG(t testing.TB, img image.Image) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := png.Encode(&b, img); err != nil {
@@ -24,7 +24,7 @@ func encodePNG(t *testing.T, img image.Image) []byte {
 	return b.Bytes()
 }
 
-func encodeJPEG(t *testing.T, img image.Image) []byte {
+func encodeJPEG(t testing.TB, img image.Image) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := jpeg.Encode(&b, img, nil); err != nil {
@@ -43,7 +43,7 @@ func solid(w, h int, c color.Color) *image.NRGBA {
 	return img
 }
 
-func zipOf(t *testing.T, files ...string) []byte {
+func zipOf(t testing.TB, files ...string) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	zw := zip.NewWriter(&b)
