@@ -82,9 +82,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		evs, _, err := store.Events(ctx, tenant, since, 1000)
 		return evs, err
 	}
-	hubOpts.Head = func(ctx context.Context, tenant string) (uint64, error) {
-		_, head, err := store.Events(ctx, tenant, 0, 0)
-		return head, err
+	hubOpts.Heads = func(ctx context.Context, tenants []string) (map[string]uint64, error) {
+		if hr, ok := store.(inbox.HeadReader); ok {
+			return hr.Heads(ctx, tenants)
+		}
+		out := make(map[string]uint64, len(tenants))
+		for _, t := range tenants {
+			_, head, err := store.Events(ctx, t, 0, 0)
+			if err != nil {
+				return nil, err
+			}
+			out[t] = head
+		}
+		return out, nil
 	}
 	h := hub.New(hubOpts)
 	defer h.Close()

@@ -66,7 +66,7 @@ type Message struct {
 // it handed the message to this process's subscribers but could not send
 // it to the other processes. The hub then has nothing to repair locally;
 // the other processes find lost events by their head checks
-// (Options.Head).
+// (Options.Heads).
 var ErrLocalOnly = errors.New("delivered in this process only")
 
 // Broker carries a tenant's messages to every process holding sockets of

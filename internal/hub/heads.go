@@ -10,7 +10,7 @@ import (
 // publishes, or its publish fails (a NATS reconnect buffer overflowing).
 // The tenant's other processes then learn of the hole only when a later
 // event shows them a seq jump, and in a quiet tenant that may be never.
-// So, with Options.Head and Options.CatchUpEvery set, the hub asks the
+// So, with Options.Heads and Options.CatchUpEvery set, the hub asks the
 // store every CatchUpEvery for the head of each tenant that has been
 // quiet since the last check, and catches up from the store every
 // subscription that has queued less than the head. A busy tenant needs no
@@ -20,11 +20,17 @@ import (
 // tenant's last activity, exactly once and in order, through the same
 // catch-up a broker-reported loss uses.
 
-// HeadFunc returns a tenant's head: the last seq its log has committed.
-type HeadFunc func(ctx context.Context, tenantID string) (uint64, error)
+// HeadsFunc returns the heads of tenants (the last seq each log has
+// committed). A tenant left out of the answer has written nothing yet.
+type HeadsFunc func(ctx context.Context, tenants []string) (map[string]uint64, error)
 
-// headTimeout bounds one tenant's head question.
+// headTimeout bounds one head question.
 const headTimeout = 5 * time.Second
+
+// headBatch is how many tenants one head question names: a process
+// holding sockets of thousands of quiet tenants asks a few questions a
+// period, not thousands.
+const headBatch = 500
 
 // checkHeadsPeriodically asks for the head of quiet tenants every
 // CatchUpEvery until Close.
@@ -42,35 +48,40 @@ func (h *Hub) checkHeadsPeriodically() {
 	}
 }
 
-// checkHeads runs one round: one head question per tenant that heard no
-// event since the previous round. Tenants are asked one after another so
-// a round costs the store one connection at a time.
+// checkHeads runs one round: the tenants that heard no event since the
+// previous round, asked about headBatch at a time, one question after
+// another so a round costs the store one connection at a time.
 func (h *Hub) checkHeads() {
 	h.mu.Lock()
-	ts := make([]*tenant, 0, len(h.tenants))
+	quiet := make([]*tenant, 0, len(h.tenants))
 	for _, t := range h.tenants {
-		ts = append(ts, t)
+		if !t.heard.Swap(false) { // busy: the next event reveals any hole
+			quiet = append(quiet, t)
+		}
 	}
 	h.mu.Unlock()
-	for _, t := range ts {
-		if h.ctx.Err() != nil {
-			return
-		}
-		if t.heard.Swap(false) {
-			continue // events are flowing; the next one reveals any hole
+	for len(quiet) > 0 && h.ctx.Err() == nil {
+		batch := quiet[:min(headBatch, len(quiet))]
+		quiet = quiet[len(batch):]
+		ids := make([]string, len(batch))
+		for i, t := range batch {
+			ids[i] = t.id
 		}
 		ctx, cancel := context.WithTimeout(h.ctx, headTimeout)
-		head, err := h.opts.Head(ctx, t.id)
+		heads, err := h.opts.Heads(ctx, ids)
 		cancel()
 		if err != nil {
 			if h.ctx.Err() == nil {
-				h.log.Warn("hub: could not read the store's head; asking again next period", "tenant", t.id, "err", err)
+				h.log.Warn("hub: could not read the store's heads; asking again next period", "tenants", len(ids), "err", err)
 			}
 			continue
 		}
-		if n := h.catchUpBehind(t, head); n > 0 {
-			h.log.Info("hub: sockets were behind the store's head; catching them up from the store",
-				"tenant", t.id, "head", head, "sockets", n)
+		for _, t := range batch {
+			head := heads[t.id]
+			if n := h.catchUpBehind(t, head); n > 0 {
+				h.log.Info("hub: sockets were behind the store's head; catching them up from the store",
+					"tenant", t.id, "head", head, "sockets", n)
+			}
 		}
 	}
 }

@@ -3,6 +3,8 @@ package hub_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,9 +49,17 @@ type countingHead struct {
 	n   atomic.Int64
 }
 
-func (c *countingHead) head(ctx context.Context, tenant string) (uint64, error) {
+func (c *countingHead) heads(ctx context.Context, tenants []string) (map[string]uint64, error) {
 	c.n.Add(1)
-	return c.log.head(ctx, tenant)
+	out := make(map[string]uint64, len(tenants))
+	for _, id := range tenants {
+		head, err := c.log.head(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = head
+	}
+	return out, nil
 }
 
 func checkOnceInOrder(t *testing.T, s *sink, total int) {
@@ -75,7 +85,7 @@ func TestLostLastEventReachesSocketsWithinTheCheckPeriod(t *testing.T) {
 	const every = 20 * time.Millisecond
 	h := newHub(t, hub.Options{Broker: b, Fill: func(_ context.Context, _ string, since uint64) ([]inbox.Event, error) {
 		return log.read(since), nil
-	}, Head: heads.head, CatchUpEvery: every})
+	}, Heads: heads.heads, CatchUpEvery: every})
 	a, c := newSink(), newSink()
 	subscribe(t, h, session("T", "a1", "k1"), a, 0)
 	subscribe(t, h, session("T", "a2", "k2"), c, 0)
@@ -125,7 +135,7 @@ func TestBusyTenantIsNotAskedForItsHead(t *testing.T) {
 	const every = 200 * time.Millisecond
 	h := newHub(t, hub.Options{Fill: func(_ context.Context, _ string, since uint64) ([]inbox.Event, error) {
 		return log.read(since), nil
-	}, Head: heads.head, CatchUpEvery: every})
+	}, Heads: heads.heads, CatchUpEvery: every})
 	s := newSink()
 	subscribe(t, h, session("T", "a1", "k1"), s, 0)
 	// Events every twentieth of a period for five periods.
@@ -160,5 +170,53 @@ func TestFailedPublishCatchesUpLocalSockets(t *testing.T) {
 	checkOnceInOrder(t, s, 6)
 	if st := h.Stats(); st.CatchUps != 1 {
 		t.Errorf("stats = %+v, want one catch-up", st)
+	}
+}
+
+// A process holding sockets of many quiet tenants asks about them a few
+// hundred at a time: a round is a handful of questions, not one per
+// tenant.
+func TestQuietTenantsAreAskedInBatches(t *testing.T) {
+	var mu sync.Mutex
+	var sizes []int
+	heads := func(_ context.Context, tenants []string) (map[string]uint64, error) {
+		mu.Lock()
+		sizes = append(sizes, len(tenants))
+		mu.Unlock()
+		return map[string]uint64{}, nil
+	}
+	const every = 100 * time.Millisecond
+	h := newHub(t, hub.Options{Fill: func(_ context.Context, _ string, since uint64) ([]inbox.Event, error) {
+		return nil, nil
+	}, Heads: heads, CatchUpEvery: every})
+	const tenants = 1200
+	for i := range tenants {
+		subscribe(t, h, session(fmt.Sprintf("T%d", i), "a", "k"), newSink(), 0)
+	}
+	// Once every tenant is subscribed, a round is 500 + 500 + 200.
+	fullRound := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := 0; i+2 < len(sizes); i++ {
+			if sizes[i] == 500 && sizes[i+1] == 500 && sizes[i+2] == 200 {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(wait)
+	for !fullRound() {
+		if time.Now().After(deadline) {
+			mu.Lock()
+			t.Fatalf("questions named %v tenants, want a round of 500, 500, 200", sizes)
+		}
+		time.Sleep(every / 5) // polling what was asked
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, n := range sizes {
+		if n > 500 {
+			t.Fatalf("a question named %d tenants, want at most 500 (all: %v)", n, sizes)
+		}
 	}
 }

@@ -63,13 +63,13 @@ type Options struct {
 	// that often, for a loss the broker did not notice. 0: only after a
 	// reported loss.
 	VerifyEvery time.Duration
-	// Head and CatchUpEvery, both set, make the hub ask the store every
-	// CatchUpEvery for the head of each tenant that heard no event in
+	// Heads and CatchUpEvery, both set, make the hub ask the store every
+	// CatchUpEvery for the heads of the tenants that heard no event in
 	// that time, and catch up from the store (Fill) the sockets behind
 	// it (heads.go): an event whose publish was lost, with nothing
 	// committed after it, then still reaches them. One process needs
 	// none: its broker loses nothing.
-	Head         HeadFunc
+	Heads        HeadsFunc
 	CatchUpEvery time.Duration
 	// OnlineCache is how long Online reuses the answer the other
 	// processes gave about a tenant this process holds no sockets of
@@ -220,7 +220,7 @@ func New(opts Options) *Hub {
 		h.workers.Add(1)
 		go h.verifyPeriodically()
 	}
-	if opts.Head != nil && opts.CatchUpEvery > 0 && opts.Fill != nil {
+	if opts.Heads != nil && opts.CatchUpEvery > 0 && opts.Fill != nil {
 		h.workers.Add(1)
 		go h.checkHeadsPeriodically()
 	}
@@ -267,7 +267,7 @@ func (h *Hub) Stats() Stats {
 // the broker fails outright, this process's sockets of the tenant are
 // caught up from the store: the events are committed and they must not
 // miss them. Other processes find them by their own head checks
-// (Options.Head).
+// (Options.Heads).
 func (h *Hub) Publish(events []inbox.Event) {
 	for i := 0; i < len(events); {
 		j := i + 1

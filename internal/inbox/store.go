@@ -93,6 +93,15 @@ type Speculator interface {
 	Speculate(ctx context.Context, fn func(Tx) error) error
 }
 
+// HeadReader is a Store that reads many tenants' heads at once. Processes
+// sharing a store check the heads of their quiet tenants every few
+// seconds (so an event whose broadcast was lost still reaches every
+// socket); one question for all of them keeps that cheap with thousands
+// of tenants. A tenant that never wrote is absent from the result (head 0).
+type HeadReader interface {
+	Heads(ctx context.Context, tenants []string) (map[string]uint64, error)
+}
+
 // Publisher receives committed events. It must not block: the store calls it
 // from its commit path, which is also what keeps publication in seq order.
 // It must not modify the events, which share memory with the writers.

@@ -18,10 +18,16 @@ import (
 // catchUpEvery is the head-check period of these tests' processes.
 const catchUpEvery = 100 * time.Millisecond
 
-func (l *logStore) head(_ context.Context, tenant string) (uint64, error) {
+func (l *logStore) heads(_ context.Context, tenants []string) (map[string]uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return uint64(len(l.events[tenant])), nil
+	out := make(map[string]uint64, len(tenants))
+	for _, t := range tenants {
+		if n := len(l.events[t]); n > 0 {
+			out[t] = uint64(n)
+		}
+	}
+	return out, nil
 }
 
 // startChecking starts a process whose hub checks the store's head every
@@ -37,7 +43,7 @@ func startChecking(t *testing.T, name, url string, store *logStore, wrap func(*B
 	if wrap != nil {
 		hb = wrap(b)
 	}
-	h := hub.New(hub.Options{Broker: hb, Node: name, Fill: store.fill, Head: store.head, CatchUpEvery: catchUpEvery})
+	h := hub.New(hub.Options{Broker: hb, Node: name, Fill: store.fill, Heads: store.heads, CatchUpEvery: catchUpEvery})
 	t.Cleanup(func() {
 		h.Close()
 		b.Close()

@@ -52,7 +52,10 @@ import (
 	"github.com/onebox/onebox/internal/inbox"
 )
 
-var _ inbox.Store = (*Store)(nil)
+var (
+	_ inbox.Store      = (*Store)(nil)
+	_ inbox.HeadReader = (*Store)(nil)
+)
 
 // ErrClosed is returned by calls made after Close.
 var ErrClosed = errors.New("store closed")
@@ -381,6 +384,38 @@ func (s *Store) Oldest(ctx context.Context, tenant string) (uint64, error) {
 		return 0, fmt.Errorf("oldest event of tenant %q: %w", tenant, err)
 	}
 	return uint64(oldest), nil
+}
+
+// Heads reads the heads of many tenants in one statement. Tenants that
+// never wrote have no row and are left out of the result.
+func (s *Store) Heads(ctx context.Context, tenants []string) (map[string]uint64, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.inflight.Done()
+	out := make(map[string]uint64, len(tenants))
+	if len(tenants) == 0 {
+		return out, nil
+	}
+	rows, err := s.reads.Query(ctx, `SELECT tenant, head FROM heads WHERE tenant = ANY($1)`, tenants)
+	if err != nil {
+		return nil, fmt.Errorf("heads of %d tenants: %w", len(tenants), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			tenant string
+			head   int64
+		)
+		if err := rows.Scan(&tenant, &head); err != nil {
+			return nil, fmt.Errorf("heads of %d tenants: %w", len(tenants), err)
+		}
+		out[tenant] = uint64(head)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("heads of %d tenants: %w", len(tenants), err)
+	}
+	return out, nil
 }
 
 // Ping checks that the database answers, for readiness checks.

@@ -159,3 +159,43 @@ func TestRewriteEventsAndCompact(t *testing.T) {
 		t.Fatalf("after Compact: %d events", len(events))
 	}
 }
+
+// Heads answers for many tenants in one question, each as Events does,
+// and leaves out tenants that never wrote.
+func TestHeadsOfManyTenants(t *testing.T) {
+	s := openDSN(t, pgtest.DSN(t), nil)
+	ctx := context.Background()
+	want := map[string]uint64{"h-a": 3, "h-b": 1, "h-c": 5}
+	for tenant, n := range want {
+		err := s.Update(ctx, func(tx inbox.Tx) error {
+			for range n {
+				if err := tx.Append(tenant, &inbox.Event{Type: "x", Data: json.RawMessage(`{}`)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Heads(ctx, []string{"h-a", "h-b", "h-c", "h-never"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("Heads = %v, want %v (no entry for a tenant that never wrote)", got, want)
+	}
+	for tenant, n := range want {
+		_, head, err := s.Events(ctx, tenant, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[tenant] != n || head != n {
+			t.Errorf("tenant %s: Heads says %d, Events says %d, want %d", tenant, got[tenant], head, n)
+		}
+	}
+	if got, err := s.Heads(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("Heads(nil) = %v, %v; want an empty answer", got, err)
+	}
+}
