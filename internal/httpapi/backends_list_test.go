@@ -41,6 +41,7 @@ var harnessTestFuncs = map[string]func(*testing.T){
 	"TestNoStatic":                             TestNoStatic,
 	"TestOperatorBackup":                       TestOperatorBackup,
 	"TestOperatorInbound":                      TestOperatorInbound,
+	"TestOperatorRoutesOffWithoutToken":        TestOperatorRoutesOffWithoutToken,
 	"TestPendingConnectionsAreBounded":         TestPendingConnectionsAreBounded,
 	"TestProtocolErrorsAreJSON":                TestProtocolErrorsAreJSON,
 	"TestPushSettings":                         TestPushSettings,

@@ -34,5 +34,6 @@ func (s *Store) Erase(ctx context.Context, tenant, id string) error {
 	if err != nil || !dropped {
 		return err
 	}
-	return s.removeIfUnused(ctx, tenant, rec.SHA256)
+	// No grace: an erasure cannot wait for uploads that may never come.
+	return s.removeIfUnused(ctx, tenant, rec.SHA256, 0)
 }

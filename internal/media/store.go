@@ -401,7 +401,7 @@ func (s *Store) drop(ctx context.Context, rec inbox.MediaRecord, cutoff time.Tim
 	if err != nil || !dropped {
 		return false, err
 	}
-	return true, s.removeIfUnused(ctx, rec.TenantID, rec.SHA256)
+	return true, s.removeIfUnused(ctx, rec.TenantID, rec.SHA256, s.grace)
 }
 
 // removeIfUnused deletes a content's files unless a record still names
@@ -411,8 +411,10 @@ func (s *Store) drop(ctx context.Context, rec inbox.MediaRecord, cutoff time.Tim
 // then commit its record, so a file is never removed where it lies: it is
 // first renamed aside, which takes exactly the copy that is there, and
 // put back if that copy is younger than the grace period (an upload's)
-// or if a record names the content by then.
-func (s *Store) removeIfUnused(ctx context.Context, tenant, sha string) error {
+// or if a record names the content by then. Erasure passes no grace: the
+// bytes a customer asked to have erased go at once, and only a record
+// committed by then keeps them.
+func (s *Store) removeIfUnused(ctx context.Context, tenant, sha string, grace time.Duration) error {
 	used, err := s.svc.MediaHasContent(ctx, tenant, sha)
 	if err != nil || used || !validTenant(tenant) {
 		return err
@@ -423,7 +425,7 @@ func (s *Store) removeIfUnused(ctx context.Context, tenant, sha string) error {
 	p := s.path(tenant, sha)
 	var aside [][2]string // {file, where it was moved}
 	for _, f := range []string{p, p + ".thumb"} {
-		moved, err := s.setAside(f)
+		moved, err := setAside(f, grace)
 		if err != nil {
 			return errors.Join(err, s.putBack(aside))
 		}
@@ -446,9 +448,9 @@ func (s *Store) removeIfUnused(ctx context.Context, tenant, sha string) error {
 }
 
 // setAside renames f to a name of its own and returns that name, or ""
-// when there is no f or f was written within the grace period (then it
-// stays where it is).
-func (s *Store) setAside(f string) (string, error) {
+// when there is no f or f was written within grace (then it stays where
+// it is).
+func setAside(f string, grace time.Duration) (string, error) {
 	var tag [6]byte
 	_, _ = rand.Read(tag[:])
 	moved := f + asideMark + hex.EncodeToString(tag[:])
@@ -461,7 +463,7 @@ func (s *Store) setAside(f string) (string, error) {
 	// This is the copy now in hand, whoever wrote it; a rename keeps
 	// its modification time. Files carry the real clock's times.
 	info, err := os.Stat(moved)
-	if err != nil || time.Since(info.ModTime()) < s.grace {
+	if err != nil || time.Since(info.ModTime()) < grace {
 		return "", errors.Join(err, putBack(f, moved))
 	}
 	return moved, nil
@@ -535,7 +537,7 @@ func (s *Store) sweep(ctx context.Context, cutoff time.Time) error {
 			}
 			unlock := s.lock(tenant, sha)
 			defer unlock()
-			return s.removeIfUnused(ctx, tenant, sha)
+			return s.removeIfUnused(ctx, tenant, sha, s.grace)
 		})
 		if err != nil {
 			return fmt.Errorf("media: sweep %s: %w", tenant, err)
