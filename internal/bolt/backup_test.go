@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/onebox/onebox/internal/inbox"
 )
@@ -133,3 +134,89 @@ func TestBackupStopsWithContext(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// blockingWriter takes nothing until released, as a client that stopped
+// reading its download.
+type blockingWriter struct {
+	release chan struct{}
+	n       atomic.Int64
+}
+
+func (b *blockingWriter) Write(p []byte) (int, error) {
+	<-b.release
+	b.n.Add(int64(len(p)))
+	return len(p), nil
+}
+
+// TestStalledBackupDoesNotHoldUpCommits: a backup whose receiver stops
+// reading must not keep its read transaction, or every commit that grows
+// the memory map would wait for the receiver. Writes that grow the file
+// many times over go through while the receiver is stalled, the backup
+// then completes in full, and no spool file is left in the directory.
+func TestStalledBackupDoesNotHoldUpCommits(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "onebox.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	c := inbox.Collection{Tenant: "t", Name: "blobs"}
+	if err := s.Update(ctx, func(tx inbox.Tx) error { return tx.Put(c, "first", "x") }); err != nil {
+		t.Fatal(err)
+	}
+	snapshotted := make(chan struct{})
+	s.testSnapshotted = func() { close(snapshotted) }
+	w := &blockingWriter{release: make(chan struct{})}
+	type result struct {
+		n   int64
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := s.Backup(ctx, w)
+		done <- result{n, err}
+	}()
+	select {
+	case <-snapshotted:
+	case r := <-done:
+		t.Fatalf("backup ended before its receiver read anything: %d bytes, %v", r.n, r.err)
+	}
+	before, err := os.Stat(filepath.Join(dir, "onebox.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 256<<10)
+	for i := range 64 { // 16 MiB: the memory map is remapped several times
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := s.Update(wctx, func(tx inbox.Tx) error { return tx.Put(c, fmt.Sprintf("b%03d", i), big) })
+		cancel()
+		if err != nil {
+			t.Fatalf("write %d while the backup's receiver is stalled: %v", i, err)
+		}
+	}
+	after, err := os.Stat(filepath.Join(dir, "onebox.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Size() < before.Size()+16<<20 {
+		t.Fatalf("file grew from %d to %d bytes, want 16 MiB more (the test must grow the map)", before.Size(), after.Size())
+	}
+	close(w.release)
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("backup: %v", r.err)
+	}
+	if r.n <= 0 || r.n != w.n.Load() {
+		t.Fatalf("backup says %d bytes, receiver got %d", r.n, w.n.Load())
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "onebox.db" {
+			t.Errorf("left in the data directory: %s", e.Name())
+		}
+	}
+}

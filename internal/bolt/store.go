@@ -94,6 +94,9 @@ type Store struct {
 	// request sits in the queue; tests use it to build batches
 	// deterministically.
 	testEnqueued func()
+	// testSnapshotted, when set, is called when a backup's read
+	// transaction has ended and before the copy is sent.
+	testSnapshotted func()
 }
 
 // Request states: the caller may only withdraw a request the committer has
