@@ -11,6 +11,15 @@ out=$(mktemp)
 log=$(mktemp)
 trap 'rm -f "$out" "$log"' EXIT
 status=0
+races=0
+
+# deadline_race tells the coordinator's end-of-time report from a real
+# failure: a real one writes its input to testdata/fuzz, panics or fails
+# the target with its own message.
+deadline_race() {
+	grep -q 'context deadline exceeded' "$1" &&
+		! grep -q -e 'Failing input written' -e 'panic:' -e '_test.go:[0-9]' "$1"
+}
 grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do
 	pkg="./$(dirname "${file#./}")"
 	grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | sed 's/^func //' | while read -r target; do
@@ -22,6 +31,13 @@ while read -r pkg target; do
 	start=$(date +%s)
 	if $GO test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" > "$log" 2>&1; then
 		result=ok
+	elif deadline_race "$log"; then
+		# Go's fuzz coordinator can report its own -fuzztime deadline as a
+		# failure when a worker is mid-input as time runs out on a busy
+		# machine (go.dev/issue/75804, fixed in Go 1.27). Nothing failed:
+		# no input was written and the target only hit the end of its time.
+		result=ok*
+		races=$((races + 1))
 	else
 		result=FAIL
 		status=1
@@ -39,4 +55,7 @@ while read -r pkg target; do
 		sed 's/^/    /' "$log" | tail -30
 	fi
 done < "$out"
+if [ "$races" -gt 0 ]; then
+	echo "ok*: the run ended with Go's fuzz-time deadline report (go.dev/issue/75804), no failing input"
+fi
 exit $status
