@@ -229,16 +229,14 @@ func (a *api) sendMessage(ctx context.Context, token, conv, text string, reply b
 	}, nil)
 }
 
-// inbound brings n customer messages into the tenant, each from a new
-// contact (so each starts a conversation), in one request when it can.
-//
-// No provider webhook takes deliveries yet, so the tool uses the
-// operator-only seeding endpoint POST /api/v1/operator/inbound
-// {"channel_id","messages":[{"external_id","from","name","text"}]} guarded by
-// the operator token; if the server does not have it (404/405), it falls
-// back to the SMS webhook of the contract, signing deliveries for an SMS
-// channel it creates.
-func (a *api) inbound(ctx context.Context, t *tenant, n int, text string) error {
+// customerPhone is the phone number of the tenant's k-th customer: the
+// same k is the same contact, so a later message from it lands in the
+// conversation its first one started.
+func customerPhone(k int) string { return fmt.Sprintf("+1555%07d", k) }
+
+// newCustomers makes n customers of t that did not write before, each with
+// a first message carrying text.
+func (t *tenant) newCustomers(n int, text string) []map[string]string {
 	t.mu.Lock()
 	first := t.contacts
 	t.contacts += n
@@ -248,11 +246,25 @@ func (a *api) inbound(ctx context.Context, t *tenant, n int, text string) error 
 		c := first + i
 		msgs[i] = map[string]string{
 			"external_id": "lt-" + t.ID + "-" + strconv.Itoa(c),
-			"from":        fmt.Sprintf("+1555%07d", c),
+			"from":        customerPhone(c),
 			"name":        "Customer " + strconv.Itoa(c),
 			"text":        text,
 		}
 	}
+	return msgs
+}
+
+// inbound brings n customer messages into the tenant, each from a new
+// contact (so each starts a conversation), in one request when it can.
+//
+// The operator-only seeding endpoint POST /api/v1/operator/inbound
+// {"channel_id","messages":[{"external_id","from","name","text"}]}, guarded
+// by the operator token, takes them all at once into the demo channel, so
+// it is tried first; if the server does not have it (404/405), the tool
+// falls back to the SMS webhook of the contract, one signed delivery per
+// message to an SMS channel it creates.
+func (a *api) inbound(ctx context.Context, t *tenant, n int, text string) error {
+	msgs := t.newCustomers(n, text)
 	switch a.inboundMode.Load() {
 	case inboundUnknown, inboundOperator:
 		err := a.do(ctx, "POST", "/api/v1/operator/inbound", a.opToken,
@@ -275,8 +287,37 @@ func (a *api) inbound(ctx context.Context, t *tenant, n int, text string) error 
 var errNoInbound = errors.New("cannot bring customer messages in: the server has neither the operator seeding " +
 	"endpoint POST /api/v1/operator/inbound nor a working SMS webhook (POST /webhooks/sms/{channel_id})")
 
+// inboundSMS delivers msgs through t's SMS webhook, one request each.
 func (a *api) inboundSMS(ctx context.Context, t *tenant, msgs []map[string]string) error {
+	id, secret, err := a.smsChannel(ctx, t)
+	if err != nil {
+		a.inboundMode.Store(inboundNone)
+		return fmt.Errorf("%w (%v)", errNoInbound, err)
+	}
+	for _, m := range msgs {
+		if err := a.postSMS(ctx, id, secret, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// customerSMS delivers one more message from t's k-th customer through the
+// tenant's SMS webhook, as the gateway would: providerID is the gateway's
+// message id, which the server stores once however often it is delivered.
+func (a *api) customerSMS(ctx context.Context, t *tenant, k int, providerID, text string) error {
+	id, secret, err := a.smsChannel(ctx, t)
+	if err != nil {
+		return err
+	}
+	return a.postSMS(ctx, id, secret, map[string]string{"external_id": providerID, "from": customerPhone(k), "text": text})
+}
+
+// smsChannel returns t's SMS channel and its webhook secret, creating the
+// channel on first use. Its gateway is never called: the load only comes in.
+func (a *api) smsChannel(ctx context.Context, t *tenant) (id, secret string, err error) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.smsID == "" {
 		secret := randomHex(16)
 		id, err := a.createChannel(ctx, t, "sms", "Load test SMS", map[string]string{
@@ -285,40 +326,59 @@ func (a *api) inboundSMS(ctx context.Context, t *tenant, msgs []map[string]strin
 			"webhook_secret": secret,
 		})
 		if err != nil {
-			t.mu.Unlock()
-			a.inboundMode.Store(inboundNone)
-			return fmt.Errorf("%w (%v)", errNoInbound, err)
+			return "", "", fmt.Errorf("create SMS channel: %w", err)
 		}
 		t.smsID, t.smsSecret = id, secret
 	}
-	id, secret := t.smsID, t.smsSecret
-	t.mu.Unlock()
-	for _, m := range msgs {
-		body, _ := json.Marshal(map[string]any{
-			"from": m["from"], "to": "+15550000000", "text": m["text"],
-			"id": m["external_id"], "timestamp": time.Now().UTC().Format(time.RFC3339),
-		})
-		mac := hmac.New(sha256.New, []byte(secret))
-		mac.Write(body)
-		req, err := http.NewRequestWithContext(ctx, "POST", a.base+"/webhooks/sms/"+id, bytes.NewReader(body))
-		if err != nil {
-			return err
+	return t.smsID, t.smsSecret, nil
+}
+
+// postSMS signs one inbound message m ("external_id", "from", "text") the
+// way the contract's SMS gateway does and posts it to channel id's webhook.
+func (a *api) postSMS(ctx context.Context, id, secret string, m map[string]string) error {
+	body, err := json.Marshal(map[string]any{
+		"from": m["from"], "to": "+15550000000", "text": m["text"],
+		"id": m["external_id"], "timestamp": time.Now().UTC().Format(time.RFC3339),
+	})
+	if err != nil {
+		return err
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	req, err := http.NewRequestWithContext(ctx, "POST", a.base+"/webhooks/sms/"+id, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Onebox-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	if err := a.send(req, nil); err != nil {
+		if st := statusOf(err); st == http.StatusNotImplemented || st == http.StatusNotFound {
+			a.inboundMode.Store(inboundNone)
+			return fmt.Errorf("%w (%v)", errNoInbound, err)
 		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Onebox-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-		if err := a.send(req, nil); err != nil {
-			if st := statusOf(err); st == http.StatusNotImplemented || st == http.StatusNotFound {
-				a.inboundMode.Store(inboundNone)
-				return fmt.Errorf("%w (%v)", errNoInbound, err)
-			}
-			return err
-		}
+		return err
 	}
 	return nil
 }
 
 // metric reads one unlabelled value from the server's /metrics.
 func (a *api) metric(ctx context.Context, name string) (float64, error) {
+	return a.scrape(ctx, func(r io.Reader) (float64, error) { return findMetric(r, name) })
+}
+
+// answered is how many method requests on the route template (e.g.
+// "/webhooks/sms/:channel_id") the server has answered 2xx, by its own
+// count: the _count of that route's latency histogram. It tells which
+// path a load really took, whatever the tool believes it sent.
+func (a *api) answered(ctx context.Context, method, route string) (float64, error) {
+	return a.scrape(ctx, func(r io.Reader) (float64, error) {
+		return sumMetric(r, "onebox_http_request_duration_seconds_count",
+			`method="`+method+`"`, `route="`+route+`"`, `code="2xx"`)
+	})
+}
+
+// scrape reads the server's /metrics with read.
+func (a *api) scrape(ctx context.Context, read func(io.Reader) (float64, error)) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", a.base+"/metrics", nil)
 	if err != nil {
 		return 0, err
@@ -332,7 +392,50 @@ func (a *api) metric(ctx context.Context, name string) (float64, error) {
 		io.Copy(io.Discard, resp.Body)
 		return 0, fmt.Errorf("GET /metrics: HTTP %d", resp.StatusCode)
 	}
-	return findMetric(resp.Body, name)
+	v, err := read(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("GET /metrics: %w", err)
+	}
+	return v, nil
+}
+
+// sumMetric adds up the series of name whose labels include every one of
+// labels (each `key="value"`); a series not yet observed counts as 0.
+func sumMetric(r io.Reader, name string, labels ...string) (float64, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sum := 0.0
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), name+"{")
+		if !ok {
+			continue
+		}
+		set, value, ok := strings.Cut(rest, "} ")
+		if !ok || !hasLabels(set, labels) {
+			continue
+		}
+		f := strings.Fields(value)
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metric %s{%s}: %w", name, set, err)
+		}
+		sum += v
+	}
+	return sum, sc.Err()
+}
+
+// hasLabels says whether the label set a="x",b="y" has every one of want.
+func hasLabels(set string, want []string) bool {
+	for _, l := range want {
+		i := strings.Index(set, l)
+		if i < 0 || (i > 0 && set[i-1] != ',') {
+			return false
+		}
+	}
+	return true
 }
 
 func findMetric(r io.Reader, name string) (float64, error) {

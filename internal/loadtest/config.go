@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -28,6 +29,19 @@ const (
 	// ScenarioScale also runs only when asked for: it needs a PostgreSQL
 	// database and a NATS server (scale.go).
 	ScenarioScale = "scale"
+)
+
+// How the e2e scenario's measured messages reach the server (-e2e-via).
+const (
+	// ViaWebhook: customers' messages, each its own signed delivery to the
+	// tenant's SMS gateway webhook, the path of the product's target.
+	ViaWebhook = "webhook"
+	// ViaNotes: agents' internal notes through the REST API, for comparison
+	// with the webhook path.
+	ViaNotes = "notes"
+	// ViaReplies: agents' replies to customers, which add outbox work and
+	// status events to the load.
+	ViaReplies = "replies"
 )
 
 var allScenarios = []string{ScenarioIngest, ScenarioIdle, ScenarioFanout, ScenarioE2E}
@@ -49,11 +63,11 @@ type Config struct {
 
 	Events int // fanout: events per phase
 
-	Rate          int  // e2e: messages per second
-	Tenants       int  // e2e
-	TenantAgents  int  // e2e: agents (one socket each) in all tenants
-	Conversations int  // e2e: conversations per tenant
-	Replies       bool // e2e: send replies (outbox, status events) instead of notes
+	Rate          int    // e2e: messages per second
+	Tenants       int    // e2e
+	TenantAgents  int    // e2e: agents (one socket each) in all tenants
+	Conversations int    // e2e: conversations (customers) per tenant
+	Via           string // e2e: ViaWebhook, ViaNotes or ViaReplies
 
 	Soak  SoakConfig  // soak.go
 	Scale ScaleConfig // scale.go
@@ -80,6 +94,7 @@ func DefaultConfig() Config {
 		Tenants:       100,
 		TenantAgents:  2000,
 		Conversations: 5,
+		Via:           ViaWebhook,
 		Soak:          defaultSoak(),
 		Scale:         defaultScale(),
 	}
@@ -111,8 +126,14 @@ func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
 	fs.IntVar(&c.Rate, "rate", c.Rate, "e2e: messages per second")
 	fs.IntVar(&c.Tenants, "tenants", c.Tenants, "e2e: tenants")
 	fs.IntVar(&c.TenantAgents, "e2e-agents", c.TenantAgents, "e2e: agents connected, spread evenly over the tenants")
-	fs.IntVar(&c.Conversations, "conversations", c.Conversations, "e2e: conversations per tenant the messages go to")
-	fs.BoolVar(&c.Replies, "replies", c.Replies, "e2e: send replies to customers instead of internal notes (adds outbox work and status events)")
+	fs.IntVar(&c.Conversations, "conversations", c.Conversations, "e2e: conversations per tenant the messages go to, one customer each")
+	fs.StringVar(&c.Via, "e2e-via", c.Via, "e2e: how the measured messages come in: webhook (customers' messages as signed SMS gateway deliveries), "+
+		"notes (agents' internal notes) or replies (agents' replies to customers, adding outbox work and status events)")
+	replies := false
+	fs.BoolFunc("replies", "e2e: the same as -e2e-via replies", func(v string) (err error) {
+		replies, err = strconv.ParseBool(v)
+		return err
+	})
 	c.Soak.flags(fs)
 	c.Scale.flags(fs)
 	fs.BoolVar(&c.JSON, "json", c.JSON, "print the results as JSON instead of a table")
@@ -131,7 +152,8 @@ prints each figure against its target, and stops. Scenarios:
   fanout  20 events to 10,000 sockets of one tenant, all at once (frames/s),
           then paced at 50,000 frames/s (latency from creation to arrival)
   e2e     1,000 messages/s across 100 tenants, 2,000 agents connected:
-          latency from sending a message to its arrival at every socket
+          latency from a customer's signed webhook delivery (or, with
+          -e2e-via, an agent's note or reply) to its arrival at every socket
 Only when named (-scenario):
   soak    minutes of steady traffic on thousands of sockets (also -soak)
   scale   one process, then -processes of them on one PostgreSQL (-store)
@@ -165,6 +187,9 @@ Flags:
 	if f.Worker {
 		return f, nil
 	}
+	if err := c.applyReplies(fs, replies); err != nil {
+		return f, err
+	}
 	s, err := parseScenarios(*scen)
 	if err != nil {
 		return f, err
@@ -172,6 +197,21 @@ Flags:
 	c.Scenarios = s
 	c.Soak.adjust(c, fs)
 	return f, c.validate()
+}
+
+// applyReplies makes the older -replies flag mean -e2e-via replies, refusing
+// a command line that asks for two different paths.
+func (c *Config) applyReplies(fs *flag.FlagSet, replies bool) error {
+	if !replies {
+		return nil
+	}
+	viaSet := false
+	fs.Visit(func(fl *flag.Flag) { viaSet = viaSet || fl.Name == "e2e-via" })
+	if viaSet && c.Via != ViaReplies {
+		return fmt.Errorf("loadtest: -replies contradicts -e2e-via %s", c.Via)
+	}
+	c.Via = ViaReplies
+	return nil
 }
 
 func parseScenarios(s string) ([]string, error) {
@@ -220,6 +260,8 @@ func (c *Config) validate() error {
 		return errors.New("loadtest: -rate, -tenants and -conversations must be positive, and -e2e-agents at least -tenants")
 	case c.Hold < 0:
 		return errors.New("loadtest: -hold must not be negative")
+	case c.Via != ViaWebhook && c.Via != ViaNotes && c.Via != ViaReplies:
+		return fmt.Errorf("loadtest: unknown -e2e-via %q (want webhook, notes or replies)", c.Via)
 	}
 	if slices.Contains(c.Scenarios, ScenarioSoak) {
 		if err := c.Soak.validate(); err != nil {

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -12,12 +13,14 @@ import (
 )
 
 // e2eTenant is a tenant of the e2e scenario: its agents' sessions (one
-// socket each) and the conversations messages go to.
+// socket each), the conversations messages go to and the customers, one
+// per conversation, they come from.
 type e2eTenant struct {
 	*tenant
-	tokens []string
-	convs  []string
-	head   uint64
+	tokens    []string
+	convs     []string
+	customers int
+	head      uint64
 }
 
 const e2eWarmup = 2 * time.Second
@@ -36,8 +39,14 @@ func (r *runner) e2e(ctx context.Context) error {
 	a := newAPI(srv.base, srv.opToken, 512)
 	defer a.close()
 
-	// Tenants, each with its share of the agents, a demo channel and a few
-	// customer conversations.
+	// Tenants, each with its share of the agents and a few customer
+	// conversations. With -e2e-via webhook the customers' first messages
+	// come in by the same SMS webhook as the measured ones, so those land
+	// in conversations that exist; agents' notes and replies go to
+	// conversations of a demo channel.
+	if c.Via == ViaWebhook {
+		a.inboundMode.Store(inboundSMS)
+	}
 	r.logf("e2e: setting up %d tenants with %d agents in all", c.Tenants, c.TenantAgents)
 	t0 := time.Now()
 	tenants := make([]*e2eTenant, c.Tenants)
@@ -53,8 +62,10 @@ func (r *runner) e2e(ctx context.Context) error {
 		if i < c.TenantAgents%c.Tenants {
 			agents++
 		}
-		if t.ChannelID, err = a.createChannel(ctx, t, "demo", "Load test", nil); err != nil {
-			return err
+		if c.Via != ViaWebhook {
+			if t.ChannelID, err = a.createChannel(ctx, t, "demo", "Load test", nil); err != nil {
+				return err
+			}
 		}
 		et.tokens = make([]string, agents)
 		for j := range agents {
@@ -69,6 +80,7 @@ func (r *runner) e2e(ctx context.Context) error {
 		if err := a.inbound(ctx, t, c.Conversations, "Hi, where is my order?"); err != nil {
 			return err
 		}
+		et.customers = c.Conversations
 		setupOnce.Do(func() { r.debugf("e2e: conversations come in by %s", a.inboundName()) })
 		if et.convs, err = a.conversations(ctx, t); err != nil {
 			return err
@@ -118,13 +130,12 @@ func (r *runner) e2e(ctx context.Context) error {
 	interval := time.Second / time.Duration(c.Rate)
 	warm := int(e2eWarmup / interval)
 	total := warm + int(c.Duration/interval)
-	kind := "internal notes"
-	if c.Replies {
-		kind = "replies to customers"
-	}
-	r.logf("e2e: %d messages/s for %s (+%s warm-up) as agents' %s", c.Rate, c.Duration, e2eWarmup, kind)
+	path := e2ePaths[c.Via]
+	r.logf("e2e: %d messages/s for %s (+%s warm-up) as %s", c.Rate, c.Duration, e2eWarmup, path.kind)
+	answered0, answeredErr := a.answered(ctx, "POST", path.route)
 	var (
 		sent, failed atomic.Int64
+		accepted     atomic.Int64 // sends answered 2xx, warm-up included
 		expected     atomic.Uint64
 		lateMax      atomic.Int64 // how far a send started after its slot, ns
 		first, last  atomic.Int64 // measured sends' start times, unix ns
@@ -143,9 +154,6 @@ func (r *runner) e2e(ctx context.Context) error {
 			rng := rand.New(rand.NewPCG(uint64(w), 7))
 			for i := range jobs {
 				ti := i % len(tenants)
-				t := tenants[ti]
-				tok := t.tokens[rng.IntN(len(t.tokens))]
-				conv := t.convs[(i/len(tenants))%len(t.convs)]
 				start := time.Now()
 				text := "warm-up message"
 				if i >= warm {
@@ -154,7 +162,7 @@ func (r *runner) e2e(ctx context.Context) error {
 					casMin(&first, start.UnixNano())
 					casMax(&last, start.UnixNano())
 				}
-				err := a.sendMessage(ctx, tok, conv, text, c.Replies)
+				err := a.e2eSend(ctx, c.Via, tenants[ti], i/len(tenants), rng, text)
 				if err != nil {
 					if ctx.Err() == nil {
 						failed.Add(1)
@@ -162,6 +170,7 @@ func (r *runner) e2e(ctx context.Context) error {
 					}
 					continue
 				}
+				accepted.Add(1)
 				if i >= warm {
 					httpHist.Record(time.Since(start))
 					sent.Add(1)
@@ -190,6 +199,8 @@ pace:
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	answered1, err := a.answered(ctx, "POST", path.route)
+	answeredErr = errors.Join(answeredErr, err)
 	want := expected.Load()
 	st, err = r.waitDelivered(ctx, env, func(s fleetStats) uint64 { return s.Stamped }, want, time.Minute)
 	if err != nil {
@@ -209,13 +220,14 @@ pace:
 	r.rep.Add(s, "send start to arrival at each socket, p50 / p99 / max",
 		fmtDur(st.send.Percentile(0.5))+" / "+fmtDur(p99)+" / "+fmtDur(st.send.Max()),
 		"p99 <= "+targetMS(targetE2EP99), atMost(float64(p99), float64(targetE2EP99)))
-	r.rep.Add(s, "  POST answered (stored, fsynced), p50 / p99",
+	r.rep.Add(s, "  "+path.answer+" answered (stored, fsynced), p50 / p99",
 		fmtDur(httpHist.Percentile(0.5))+" / "+fmtDur(httpHist.Percentile(0.99)), "", Info)
 	r.rep.Add(s, "  event created to arrival, p50 / p99",
 		fmtDur(st.at.Percentile(0.5))+" / "+fmtDur(st.at.Percentile(0.99)), "", Info)
 	if n := failed.Load(); n > 0 {
 		r.rep.Add(s, "failed sends", fmt.Sprintf("%d (first: %v)", n, firstErr.Load()), "0", Fail)
 	}
+	r.reportAnswered(path, answered1-answered0, accepted.Load(), answeredErr)
 	r.rep.Add(s, "order per socket: gaps / duplicates", fmt.Sprintf("%d / %d", st.Gaps, st.Dups), "0 / 0",
 		atMost(float64(st.Gaps+st.Dups), 0))
 	if len(st.Closes) > 0 {
@@ -228,8 +240,62 @@ pace:
 	r.rep.Add(s, "CPU while sending: server / load tool's sender",
 		fmt.Sprintf("%.0f%% / %.0f%% of one core", 100*(cpu1-cpu0).Seconds()/busy, 100*(self1-self0).Seconds()/busy), "", Info)
 	r.rep.Add(s, "client workers' CPU since they started", fmt.Sprintf("%.1f s", st.CPUSeconds), "", Info)
-	r.rep.Note("e2e: the messages are agents' %s sent with POST /api/v1/conversations/{id}/messages (webhooks are timed by the channels' benchmarks and the scale scenario), each a message.created (and a conversation.updated) event for every socket of its tenant; latency runs from just before the POST to the frame's arrival, on one clock. Conversations were brought in by %s.", kind, a.inboundName())
+	if c.Via == ViaWebhook {
+		r.rep.Note("e2e: each message is a customer's SMS, one signed delivery with its own provider message id to "+
+			"its tenant's SMS gateway webhook POST /webhooks/sms/{channel_id}, from one of the tenant's %d customers "+
+			"whose conversations the same webhook started; each makes a message.created (and a conversation.updated) "+
+			"event for every socket of its tenant. Latency runs from just before the webhook POST to the frame's "+
+			"arrival, on one clock. -e2e-via notes or replies sends agents' messages instead, for comparison.", c.Conversations)
+	} else {
+		r.rep.Note("e2e: the messages are %s, each a message.created (and a conversation.updated) event for every "+
+			"socket of its tenant; latency runs from just before the POST to the frame's arrival, on one clock. "+
+			"Conversations were brought in by %s. The default, -e2e-via webhook, sends customers' messages through "+
+			"the SMS webhook instead.", path.kind, a.inboundName())
+	}
 	return nil
+}
+
+// e2ePath is how the measured messages of one -e2e-via reach the server.
+type e2ePath struct {
+	kind   string // what the messages are, for progress and the note
+	route  string // the server's route template, as its metrics name it
+	answer string // what answers each send, for the report
+}
+
+var e2ePaths = map[string]e2ePath{
+	ViaWebhook: {"customers' SMS through their tenants' signed gateway webhook", "/webhooks/sms/:channel_id", "webhook"},
+	ViaNotes:   {"agents' internal notes sent with POST /api/v1/conversations/{id}/messages", "/api/v1/conversations/:id/messages", "POST"},
+	ViaReplies: {"agents' replies to customers sent with POST /api/v1/conversations/{id}/messages", "/api/v1/conversations/:id/messages", "POST"},
+}
+
+// e2eSend sends the tenant's n-th message of the run with text, by via.
+// Through the webhook it comes from the tenant's customers in turn, each
+// delivery with its own provider message id (a repeated id would be stored
+// once and never arrive); otherwise a random agent of the tenant writes it
+// in the conversations in turn.
+func (a *api) e2eSend(ctx context.Context, via string, t *e2eTenant, n int, rng *rand.Rand, text string) error {
+	if via == ViaWebhook {
+		return a.customerSMS(ctx, t.tenant, n%t.customers, fmt.Sprintf("lt-%s-m%d", t.ID, n), text)
+	}
+	tok := t.tokens[rng.IntN(len(t.tokens))]
+	return a.sendMessage(ctx, tok, t.convs[n%len(t.convs)], text, via == ViaReplies)
+}
+
+// reportAnswered checks the server's own count of the sends' route against
+// the sends the tool saw accepted: it shows the load took the path it
+// claims, each send answered once.
+func (r *runner) reportAnswered(path e2ePath, counted float64, accepted int64, err error) {
+	measure := "  server's 2xx answers on POST " + path.route
+	if err != nil {
+		r.rep.Add(ScenarioE2E, measure, "unknown: "+err.Error(), "", Info)
+		return
+	}
+	v := atLeast(counted, float64(accepted))
+	if v == Pass {
+		v = atMost(counted, float64(accepted))
+	}
+	r.rep.Add(ScenarioE2E, measure, fmt.Sprintf("%s (sends accepted: %s)", fmtCount(counted), fmtCount(float64(accepted))),
+		"= sends", v)
 }
 
 // inboundName says how customer messages were brought in.
