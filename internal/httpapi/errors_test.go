@@ -72,7 +72,7 @@ func checkSecurityHeaders(t *testing.T, what string, r *response) {
 		"X-Content-Type-Options":  "nosniff",
 		"Referrer-Policy":         "no-referrer",
 		"X-Frame-Options":         "DENY",
-		"Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; frame-ancestors 'none'",
+		"Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'",
 	} {
 		if got := r.header.Get(k); got != want {
 			t.Errorf("%s: %s = %q, want %q", what, k, got, want)

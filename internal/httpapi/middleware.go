@@ -113,9 +113,11 @@ func validRequestID(id string) bool {
 }
 
 // contentSecurityPolicy lets the PWA load only its own code, talk only to
-// its own origin (and its WebSocket), and show inline images it made itself;
-// it may not be framed.
-const contentSecurityPolicy = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; frame-ancestors 'none'"
+// its own origin, and show inline images it made itself; it may not be
+// framed. 'self' covers the live stream too: CSP Level 3 matches ws: and
+// wss: URLs of the page's own host, so an injected script cannot open a
+// WebSocket to anywhere else to carry data out.
+const contentSecurityPolicy = "default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'"
 
 // setSecurityHeaders is applied to every response. The CSP and framing
 // headers matter for HTML but cost nothing on JSON, and a browser told to
