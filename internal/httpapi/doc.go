@@ -20,8 +20,9 @@
 //   - before= naming no message of the conversation (including another
 //     tenant's) is 404, like every other id the caller cannot see.
 //   - Error codes beyond the contract's: method_not_allowed (405, with an
-//     Allow header), not_implemented (501: webhooks not yet built, unknown
-//     HTTP methods), timeout (408), window_closed (409), internal (500).
+//     Allow header), not_implemented (501: unknown HTTP methods, and a
+//     webhook whose channel type has no adapter in Config.Webhooks),
+//     timeout (408), window_closed (409), internal (500).
 //     429 carries Retry-After.
 //   - Request bodies: the Content-Type is not checked but the body must be
 //     one JSON object; compressed bodies (Content-Encoding) are refused with

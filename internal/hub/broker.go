@@ -71,7 +71,9 @@ var ErrLocalOnly = errors.New("delivered in this process only")
 
 // Broker carries a tenant's messages to every process holding sockets of
 // that tenant, this one included. It is the seam for running several server
-// processes (NATS later); the hub never assumes it is in-process.
+// processes: internal/nats implements it over NATS, and LocalBroker (the
+// default) serves a single process. The hub never assumes it is
+// in-process.
 //
 // Publish must not block on receivers. Messages published for one tenant by
 // one caller reach each subscriber in the order they were published.
