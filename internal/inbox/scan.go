@@ -25,12 +25,15 @@ func encodeCursor(pos string) *string {
 	return &c
 }
 
+// decodeCursor accepts only the exact text encodeCursor makes: the
+// decoder alone would also take spare bits and line breaks, giving one
+// position many spellings the server never gave out.
 func decodeCursor(c string) (string, error) {
 	if c == "" {
 		return "", nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) == 0 {
+	if err != nil || len(b) == 0 || base64.RawURLEncoding.EncodeToString(b) != c {
 		return "", invalid("cursor is not one this server gave out")
 	}
 	return string(b), nil

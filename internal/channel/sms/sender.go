@@ -69,6 +69,13 @@ func (s *Sender) Send(ctx context.Context, g inbox.Outgoing) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return s.read(a)
+}
+
+// read turns the gateway's answer into the message's external id (empty
+// when a 2xx carries none) or the SendError it means. It is apart from the
+// call so that the parsing of answers can be exercised on its own.
+func (s *Sender) read(a channel.Answer) (string, error) {
 	if a.Status < 200 || a.Status >= 300 {
 		return "", channel.StatusError("the SMS gateway", a, "", gatewayMessage(a.Body), s.now())
 	}

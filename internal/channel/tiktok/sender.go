@@ -205,6 +205,13 @@ func (s *Sender) do(ctx context.Context, req *http.Request, data any) error {
 	if err != nil {
 		return err
 	}
+	return s.read(a, data)
+}
+
+// read turns the Business API's answer into nil, with the envelope's data
+// decoded into data, or the SendError it means. It is apart from the call
+// so that the parsing of answers can be exercised on its own.
+func (s *Sender) read(a channel.Answer, data any) error {
 	var ans answer
 	jsonErr := json.Unmarshal(a.Body, &ans)
 	if a.Status < 200 || a.Status >= 300 {

@@ -139,17 +139,11 @@ func (w *Webhook) fetch(ctx context.Context, acct account, tenantID string, m *M
 	if err != nil {
 		return nil, fmt.Errorf("could not reach TikTok")
 	}
-	var ans struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-		Data    struct {
-			DownloadURL string `json:"download_url"`
-		} `json:"data"`
+	link, err := downloadLink(a)
+	if err != nil {
+		return nil, err
 	}
-	if a.Status != http.StatusOK || json.Unmarshal(a.Body, &ans) != nil || ans.Code != 0 || ans.Data.DownloadURL == "" {
-		return nil, fmt.Errorf("TikTok gave no download link (HTTP %d, code %d)", a.Status, ans.Code)
-	}
-	dl, err := http.NewRequestWithContext(ctx, http.MethodGet, ans.Data.DownloadURL, nil)
+	dl, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
 	if err != nil || (dl.URL.Scheme != "https" && dl.URL.Scheme != "http") {
 		return nil, fmt.Errorf("TikTok gave a bad download link")
 	}
@@ -160,4 +154,20 @@ func (w *Webhook) fetch(ctx context.Context, acct account, tenantID string, m *M
 		}
 		return mime
 	}, w.log)
+}
+
+// downloadLink reads the API's answer to a media download request: the
+// image's link, or an error saying what came instead.
+func downloadLink(a channel.Answer) (string, error) {
+	var ans struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+		Data    struct {
+			DownloadURL string `json:"download_url"`
+		} `json:"data"`
+	}
+	if a.Status != http.StatusOK || json.Unmarshal(a.Body, &ans) != nil || ans.Code != 0 || ans.Data.DownloadURL == "" {
+		return "", fmt.Errorf("TikTok gave no download link (HTTP %d, code %d)", a.Status, ans.Code)
+	}
+	return ans.Data.DownloadURL, nil
 }

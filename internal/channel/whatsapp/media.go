@@ -75,15 +75,9 @@ func (w *Webhook) fetch(ctx context.Context, acct account, tenantID string, m In
 	if err != nil {
 		return nil, fmt.Errorf("could not reach WhatsApp")
 	}
-	if a.Status != http.StatusOK {
-		return nil, fmt.Errorf("WhatsApp answered %d for the attachment", a.Status)
-	}
-	var info mediaInfo
-	if err := json.Unmarshal(a.Body, &info); err != nil || !strings.HasPrefix(info.URL, "http") {
-		return nil, fmt.Errorf("WhatsApp described the attachment in an unexpected way")
-	}
-	if size, err := strconv.ParseInt(string(info.FileSize), 10, 64); err == nil && size > w.files.Max {
-		return nil, fmt.Errorf("it is %s, over the %s limit", channel.SizeText(size), channel.SizeText(w.files.Max))
+	info, err := readMediaInfo(a, w.files.Max)
+	if err != nil {
+		return nil, err
 	}
 	dl, err := http.NewRequestWithContext(ctx, http.MethodGet, info.URL, nil)
 	if err != nil {
@@ -96,4 +90,21 @@ func (w *Webhook) fetch(ctx context.Context, acct account, tenantID string, m In
 		mime = m.Mime
 	}
 	return w.files.Download(ctx, tenantID, dl, m.Filename, mime, nil, w.log)
+}
+
+// readMediaInfo reads the Graph API's answer to a media id lookup: the
+// attachment's download link and type, or why it cannot be kept (the
+// lookup failed, the answer makes no sense, or the file is over limit).
+func readMediaInfo(a channel.Answer, limit int64) (mediaInfo, error) {
+	if a.Status != http.StatusOK {
+		return mediaInfo{}, fmt.Errorf("WhatsApp answered %d for the attachment", a.Status)
+	}
+	var info mediaInfo
+	if err := json.Unmarshal(a.Body, &info); err != nil || !strings.HasPrefix(info.URL, "http") {
+		return mediaInfo{}, fmt.Errorf("WhatsApp described the attachment in an unexpected way")
+	}
+	if size, err := strconv.ParseInt(string(info.FileSize), 10, 64); err == nil && size > limit {
+		return mediaInfo{}, fmt.Errorf("it is %s, over the %s limit", channel.SizeText(size), channel.SizeText(limit))
+	}
+	return info, nil
 }

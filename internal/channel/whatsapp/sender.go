@@ -76,19 +76,27 @@ func (s *Sender) Send(ctx context.Context, g inbox.Outgoing) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var ok struct {
-		Messages []struct {
-			ID string `json:"id"`
-		} `json:"messages"`
-	}
+	var ok sendAnswer
 	if err := s.call(ctx, acct, body, &ok); err != nil {
 		return "", err
 	}
-	if len(ok.Messages) == 0 || ok.Messages[0].ID == "" {
-		// Accepted, but with no id to follow its statuses by.
-		return "", nil
+	return ok.id(), nil
+}
+
+// sendAnswer is the Graph API's answer to an accepted message.
+type sendAnswer struct {
+	Messages []struct {
+		ID string `json:"id"`
+	} `json:"messages"`
+}
+
+// id is the accepted message's wamid; empty when WhatsApp gave none to
+// follow its statuses by.
+func (a sendAnswer) id() string {
+	if len(a.Messages) == 0 {
+		return ""
 	}
-	return ok.Messages[0].ID, nil
+	return a.Messages[0].ID
 }
 
 // build makes the message object for a reply.
@@ -230,6 +238,13 @@ func (s *Sender) do(ctx context.Context, req *http.Request, out any) error {
 	if err != nil {
 		return err
 	}
+	return s.read(a, out)
+}
+
+// read turns the Graph API's answer into nil, with a 2xx body decoded into
+// out, or the SendError it means. It is apart from the call so that the
+// parsing of answers can be exercised on its own.
+func (s *Sender) read(a channel.Answer, out any) error {
 	if a.Status >= 200 && a.Status < 300 {
 		if out != nil && len(a.Body) > 0 {
 			if err := json.Unmarshal(a.Body, out); err != nil {

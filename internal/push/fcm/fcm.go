@@ -172,10 +172,14 @@ func classify(err error, now time.Time) push.Result {
 			body, _ = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		}
 	}
+	// Only a 4xx can say a device is gone: an error code in a 5xx (or any
+	// other answer) comes from a failing FCM and must not cost the user
+	// their notifications.
+	refused := r.Status >= 400 && r.Status < 500
 	switch {
-	case messaging.IsUnregistered(err):
+	case refused && messaging.IsUnregistered(err):
 		r.Outcome = push.Gone
-	case errorutils.IsInvalidArgument(err) && namesToken(err, body):
+	case refused && errorutils.IsInvalidArgument(err) && namesToken(err, body):
 		// A token FCM cannot parse will never work.
 		r.Outcome = push.Gone
 	case messaging.IsQuotaExceeded(err), messaging.IsUnavailable(err), messaging.IsInternal(err),
