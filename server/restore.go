@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/onebox/onebox/internal/bolt"
 
 	bbolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -79,6 +82,17 @@ func restore(data, file string, now time.Time) (string, error) {
 		os.Remove(tmp)
 		return "", err
 	}
+	// A new identity: the old store's log segments, still beside it, are
+	// then never replayed onto the restored file.
+	if err := bolt.Detach(tmp); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	logs, err := bolt.LogFiles(dst)
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("list the old store's log: %w", err)
+	}
 	kept := ""
 	if _, err := os.Stat(dst); err == nil {
 		kept = dst + ".bak-" + now.UTC().Format("20060102T150405Z")
@@ -86,11 +100,21 @@ func restore(data, file string, now time.Time) (string, error) {
 			os.Remove(tmp)
 			return "", fmt.Errorf("keep the old store: %w", err)
 		}
+		// The kept copy takes its log along, so it opens complete.
+		for _, l := range logs {
+			if err := os.Link(l, kept+strings.TrimPrefix(l, dst)); err != nil {
+				os.Remove(tmp)
+				return "", fmt.Errorf("keep the old store's log: %w", err)
+			}
+		}
 	}
 	// One rename: the directory holds either the old store or the new one.
 	if err := os.Rename(tmp, dst); err != nil {
 		os.Remove(tmp)
 		return "", err
+	}
+	for _, l := range logs {
+		os.Remove(l)
 	}
 	return kept, syncDirOf(dst)
 }

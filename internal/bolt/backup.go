@@ -27,6 +27,10 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	// The copy is of the file, so first everything logged goes into it.
+	if err := s.flush(ctx); err != nil {
+		return 0, fmt.Errorf("backup: checkpoint: %w", err)
+	}
 	spool, err := os.CreateTemp(filepath.Dir(s.path), ".backup-*.tmp")
 	if err != nil {
 		return 0, fmt.Errorf("backup: spool file: %w", err)
@@ -35,7 +39,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	if err := os.Remove(spool.Name()); err != nil {
 		return 0, fmt.Errorf("backup: unlink spool file: %w", err)
 	}
-	size, err := s.snapshot(ctx, spool)
+	size, err := s.spoolSnapshot(ctx, spool)
 	if err != nil {
 		return 0, err
 	}
@@ -52,8 +56,8 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	return n, nil
 }
 
-// snapshot writes the database as one read transaction sees it to f.
-func (s *Store) snapshot(ctx context.Context, f *os.File) (int64, error) {
+// spoolSnapshot writes the database as one read transaction sees it to f.
+func (s *Store) spoolSnapshot(ctx context.Context, f *os.File) (int64, error) {
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
 	if s.isClosed() {

@@ -27,6 +27,10 @@ func (s *Store) Compact(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// What was deleted must be deleted in the file before it is copied.
+	if err := s.flush(ctx); err != nil {
+		return fmt.Errorf("compact: checkpoint: %w", err)
+	}
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
 	if s.isClosed() {
@@ -92,30 +96,29 @@ func (t *tx) RewriteEvents(tenant string, from uint64, limit int, fn func(e *inb
 		return 0, err
 	}
 	top := tenantBucket(tenant)
-	b := t.readBucket(top, bucketEvents)
-	if b == nil {
-		return 0, nil
-	}
 	type change struct {
 		key, raw []byte
 	}
 	var changes []change
 	next := uint64(0)
-	c := b.Cursor()
 	n := 0
-	for k, v := c.Seek(seqKey(from)); k != nil; k, v = c.Next() {
+	err := t.scanForward(top, bucketEvents, nil, seqKey(from), nil, func(k string, v []byte) (bool, error) {
 		if n == limit {
-			next = binary.BigEndian.Uint64(k)
-			break
+			next = binary.BigEndian.Uint64([]byte(k))
+			return false, nil
 		}
 		n++
 		var e inbox.Event
 		if err := json.Unmarshal(v, &e); err != nil {
-			return 0, fmt.Errorf("decode event %d: %w", binary.BigEndian.Uint64(k), err)
+			return false, fmt.Errorf("decode event %d: %w", binary.BigEndian.Uint64([]byte(k)), err)
 		}
 		if fn(&e) {
-			changes = append(changes, change{key: append([]byte(nil), k...), raw: e.AppendJSON(nil)})
+			changes = append(changes, change{key: []byte(k), raw: e.AppendJSON(nil)})
 		}
+		return true, nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	for _, ch := range changes {
 		if err := t.put(top, bucketEvents, ch.key, ch.raw); err != nil {

@@ -29,10 +29,18 @@ func TestCompactDropsFreedPages(t *testing.T) {
 	if err := s.Update(ctx, func(tx inbox.Tx) error { return tx.Put(c, "secret", secret) }); err != nil {
 		t.Fatal(err)
 	}
+	// Checkpoint, so the record reaches the file's pages and then its
+	// deletion leaves them freed.
+	if err := s.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Update(ctx, func(tx inbox.Tx) error { return tx.Put(c, "kept", "KEPT-RECORD") }); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Update(ctx, func(tx inbox.Tx) error { return tx.Delete(c, "secret") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if !fileHas(t, path, marker) {
@@ -69,6 +77,15 @@ func TestCompactDropsFreedPages(t *testing.T) {
 	}
 	if fileHas(t, path, marker) {
 		t.Error("the deleted record is still in the file after Compact")
+	}
+	segs, err := segments(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sg := range segs {
+		if fileHas(t, sg.name, marker) {
+			t.Errorf("the deleted record is still in log segment %s after Compact", filepath.Base(sg.name))
+		}
 	}
 	if _, err := os.Stat(path + ".compact"); !os.IsNotExist(err) {
 		t.Errorf("temporary copy left behind: %v", err)

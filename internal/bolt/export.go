@@ -31,6 +31,10 @@ func (s *Store) Export(ctx context.Context, x Exporter) error {
 	if s.isClosed() {
 		return ErrClosed
 	}
+	// The walk reads the file, so first everything logged goes into it.
+	if err := s.flush(ctx); err != nil {
+		return fmt.Errorf("export: checkpoint: %w", err)
+	}
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
 	return s.db.View(func(btx *bbolt.Tx) error {
@@ -41,6 +45,8 @@ func (s *Store) Export(ctx context.Context, x Exporter) error {
 			switch {
 			case bytes.Equal(name, bucketGlobal):
 				return exportCollections(ctx, "", top, x)
+			case bytes.Equal(name, bucketWAL):
+				return nil // the store's own bookkeeping
 			case bytes.HasPrefix(name, []byte("t/")):
 				return exportTenant(ctx, strings.TrimPrefix(string(name), "t/"), top, x)
 			default:

@@ -36,7 +36,7 @@ const versionWindow = 256
 // apply.
 type spec struct {
 	gen    uint64 // store generation (Compact starts a new one)
-	txid   int    // the snapshot's last committed transaction
+	seq    uint64 // the snapshot's last group commit
 	reads  []string
 	writes []specWrite
 	events []*inbox.Event
@@ -55,21 +55,21 @@ type specWrite struct {
 // cannot be checked. Only the committer touches it (and Compact, which
 // excludes the committer).
 type versions struct {
-	cur, prev map[string]int
+	cur, prev map[string]uint64
 	// curFrom is the first transaction recorded in cur; horizon the first
 	// recorded in prev. A snapshot has seen every transaction up to its own
 	// id, so one older than horizon-1 may have missed writes the maps no
 	// longer hold.
-	curFrom, horizon int
+	curFrom, horizon uint64
 }
 
-func (v *versions) reset(txid int) {
-	v.cur = make(map[string]int)
+func (v *versions) reset(txid uint64) {
+	v.cur = make(map[string]uint64)
 	v.prev = nil
 	v.curFrom, v.horizon = txid, txid
 }
 
-func (v *versions) wrote(key string, txid int) {
+func (v *versions) wrote(key string, txid uint64) {
 	if v.cur == nil {
 		v.reset(txid)
 	}
@@ -77,19 +77,19 @@ func (v *versions) wrote(key string, txid int) {
 }
 
 // rotate starts a new generation every versionWindow transactions.
-func (v *versions) rotate(txid int) {
+func (v *versions) rotate(txid uint64) {
 	if v.cur == nil {
 		v.reset(txid)
 		return
 	}
 	if txid-v.curFrom >= versionWindow {
-		v.prev, v.cur = v.cur, make(map[string]int, len(v.cur))
+		v.prev, v.cur = v.cur, make(map[string]uint64, len(v.cur))
 		v.horizon, v.curFrom = v.curFrom, txid
 	}
 }
 
 // unchanged reports whether none of keys was written after snapshot txid.
-func (v *versions) unchanged(keys []string, txid int) bool {
+func (v *versions) unchanged(keys []string, txid uint64) bool {
 	if v.cur == nil {
 		return true // nothing written since the store opened
 	}
@@ -153,12 +153,12 @@ func (s *Store) speculate(fn func(inbox.Tx) error) *spec {
 	if s.isClosed() {
 		return nil
 	}
-	btx, err := s.db.Begin(false)
+	sn, err := s.snapshot()
 	if err != nil {
 		return nil
 	}
-	defer func() { _ = btx.Rollback() }()
-	t := &specTx{btx: btx, sp: &spec{gen: s.gen, txid: btx.ID()}, overlay: map[string]int{}}
+	defer sn.close()
+	t := &specTx{sn: sn, sp: &spec{gen: s.gen, seq: sn.v.seq}, overlay: map[string]int{}}
 	fnErr, ok := t.run(fn)
 	t.done = true
 	if !ok || t.unsupported {
@@ -174,8 +174,8 @@ func (s *Store) speculate(fn func(inbox.Tx) error) *spec {
 // specTx is the Tx a speculative run sees: the snapshot under its own
 // buffered writes.
 type specTx struct {
-	btx *bbolt.Tx
-	sp  *spec
+	sn *snap
+	sp *spec
 	// overlay indexes sp.writes by version key: the latest write wins.
 	overlay     map[string]int
 	unsupported bool
@@ -219,11 +219,7 @@ func (t *specTx) Get(c inbox.Collection, key string, v any) error {
 		raw = t.sp.writes[i].val
 	} else {
 		t.sp.reads = append(t.sp.reads, vk)
-		if b := t.btx.Bucket(top); b != nil {
-			if nb := b.Bucket(sub); nb != nil {
-				raw = nb.Get([]byte(key))
-			}
-		}
+		raw = t.sn.get(top, sub, []byte(key), vk)
 	}
 	if raw == nil {
 		return fmt.Errorf("%s %q: %w", c.Name, key, inbox.ErrNotFound)
@@ -251,6 +247,9 @@ func (t *specTx) Put(c inbox.Collection, key string, v any) error {
 	raw, err := encode(v)
 	if err != nil {
 		return fmt.Errorf("encode %s %q: %w", c.Name, key, err)
+	}
+	if err := checkValue(raw); err != nil {
+		return fmt.Errorf("put %s %q: %w", c.Name, key, err)
 	}
 	// The caller may reuse a RawMessage's memory after Put returns.
 	t.write(top, sub, key, bytes.Clone(raw))
@@ -287,6 +286,14 @@ func checkKey(key string) error {
 	}
 	if len(key) > bbolt.MaxKeySize {
 		return fmt.Errorf("key longer than %d bytes", bbolt.MaxKeySize)
+	}
+	return nil
+}
+
+// checkValue likewise refuses what the writer would.
+func checkValue(val []byte) error {
+	if int64(len(val)) > bbolt.MaxValueSize {
+		return fmt.Errorf("value longer than %d bytes", bbolt.MaxValueSize)
 	}
 	return nil
 }

@@ -1,22 +1,28 @@
 // Package bolt is the bbolt implementation of inbox.Store.
 //
-// bbolt allows one writer at a time and every commit pays an fsync, so
-// committing each Update on its own would cap ingest at roughly one message
-// per fsync. Instead Updates are queued to a single committer goroutine that
-// runs everything queued in one bbolt transaction and commits it with one
-// fsync (group commit). Requests in a batch stay independent: a failing
-// request's writes are undone from an undo log so it does not take its
-// neighbours down with it.
+// bbolt allows one writer at a time and every commit syncs the B-tree pages
+// it changed, scattered over the file, so committing each Update on its own
+// would cap ingest at roughly one message per sync. Instead Updates are
+// queued to a single committer goroutine that runs everything queued as one
+// group and makes it durable with one sequential append to a write-ahead
+// log (group commit); the group's writes then become visible in an
+// in-memory overlay, and a checkpointer copies them into the bbolt file in
+// large transactions behind the writers. Requests in a group stay
+// independent: a failing request's writes are taken back from an undo log
+// so it does not take its neighbours down with it.
 //
 // Layout: bucket "g" holds global collections and bucket "t/<tenant id>" each
 // tenant's; inside them one nested bucket per collection name. A tenant bucket
 // also holds "events" (8-byte big-endian seq -> JSON inbox.Event) and "meta"
 // ("head" -> 8-byte big-endian last seq), which is why those two names are
-// refused as tenant collection names.
+// refused as tenant collection names. Bucket "w" records the last group
+// commit the file holds.
 package bolt
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -54,20 +60,54 @@ type Options struct {
 	OnCommit func(d time.Duration, batch int)
 }
 
-// Store is an inbox.Store backed by one bbolt file. Its methods are safe for
-// concurrent use, but must not be called from inside an Update or View fn:
-// an Update from inside an Update deadlocks on the single committer.
+// Checkpoint policy: the committer freezes the overlay for the checkpointer
+// once it holds this many entries or is this old, whichever comes first.
+// Larger checkpoints let more writes share the B-tree pages each one
+// rewrites; the overlay costs memory and lookups until then.
+const (
+	checkpointEntries  = 200_000
+	checkpointInterval = 2 * time.Second
+	// overlayLimit makes the committer wait for a running checkpoint before
+	// growing the overlay further, so a slow disk bounds memory.
+	overlayLimit = 8 * checkpointEntries
+)
+
+var (
+	bucketWAL  = []byte("w")
+	keyApplied = []byte("applied")
+	keyID      = []byte("id")
+)
+
+// Store is an inbox.Store backed by one bbolt file and its write-ahead log.
+// Its methods are safe for concurrent use, but must not be called from
+// inside an Update or View fn: an Update from inside an Update deadlocks on
+// the single committer.
 type Store struct {
 	db    *bbolt.DB
 	path  string
 	bopts *bbolt.Options
-	// dbMu lets Compact swap db: reads and commits hold it shared, Compact
-	// exclusively.
+	// dbMu lets Compact swap db: reads, the committer's snapshots and
+	// checkpoints hold it shared, Compact exclusively.
 	dbMu    sync.RWMutex
 	pub     inbox.Publisher
 	log     *slog.Logger
 	max     int
 	commitC func(time.Duration, int)
+
+	// oview is the overlay every reader starts from; viewMu orders the two
+	// goroutines that publish new ones (committer and checkpointer).
+	oview  atomic.Pointer[oview]
+	viewMu sync.Mutex
+
+	// Committer state.
+	id     []byte // this database's identity, in every log segment
+	wal    *wal
+	seq    uint64 // last group commit logged
+	failed error  // the log could not be written: nothing more is accepted
+	frozen time.Time
+	ckpt   *checkpoint // running, if any
+	ckptq  chan *checkpoint
+	ckptWG sync.WaitGroup
 
 	// gen changes when Compact replaces the file, which invalidates every
 	// snapshot taken before. ver belongs to the committer.
@@ -94,9 +134,20 @@ type Store struct {
 	// request sits in the queue; tests use it to build batches
 	// deterministically.
 	testEnqueued func()
+	// testCrash, when set, makes Close leave the log as a killed process
+	// would: no final checkpoint.
+	testCrash atomic.Bool
 	// testSnapshotted, when set, is called when a backup's read
 	// transaction has ended and before the copy is sent.
 	testSnapshotted func()
+}
+
+// checkpoint is one run of copying frozen overlay layers into bbolt.
+type checkpoint struct {
+	layers []layer // newest first
+	seq    uint64  // the last group commit they hold
+	segs   []segment
+	done   chan struct{}
 }
 
 // Request states: the caller may only withdraw a request the committer has
@@ -110,20 +161,30 @@ const (
 type request struct {
 	fn    func(inbox.Tx) error
 	spec  *spec // a speculative run's result to check and apply, if any
+	flush *flushReq
 	state atomic.Int32
 	res   chan error // buffered 1, so the committer never blocks answering
 }
 
-// Open opens (creating if needed) the store at path and starts its committer.
-// A second process (or a second Open in this one) fails after about a second
-// instead of waiting forever for the file lock.
+// flushReq asks the committer to have everything logged so far copied into
+// bbolt. It answers with the checkpoint to wait for, and again when that
+// checkpoint was already running (it may not hold the latest writes).
+type flushReq struct {
+	wait  chan struct{}
+	again bool
+}
+
+// Open opens (creating if needed) the store at path, replays what its log
+// holds beyond the file, and starts its committer. A second process (or a
+// second Open in this one) fails after about a second instead of waiting
+// forever for the file lock.
 func Open(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open store: create directory: %w", err)
 	}
 	bopts := &bbolt.Options{
 		Timeout: time.Second,
-		NoSync:  false, // Update promises durability; never trade it away.
+		NoSync:  false, // a checkpoint must be on disk before its log goes.
 		// Not writing the freelist on every commit cuts the pages each fsync
 		// carries (etcd runs the same way); it costs Open a scan of the file
 		// to rebuild the list, and no durability. The map freelist keeps
@@ -147,6 +208,7 @@ func Open(path string, opts Options) (*Store, error) {
 		max:     opts.MaxBatch,
 		commitC: opts.OnCommit,
 		done:    make(chan struct{}),
+		ckptq:   make(chan *checkpoint, 1),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -154,18 +216,226 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.max <= 0 {
 		s.max = 1024
 	}
+	if err := s.recover(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s.oview.Store(&oview{seq: s.seq})
+	s.frozen = time.Now()
 	s.reqs = make(chan *request, s.max)
 	s.pubq = make(chan []inbox.Event, 1024)
 	s.pubDone = make(chan struct{})
+	s.ckptWG.Add(1)
+	go s.checkpointer()
 	go s.publisher()
 	go s.committer()
 	return s, nil
 }
 
+// applied reads the last group commit the file holds.
+func applied(btx *bbolt.Tx) (uint64, error) {
+	b := btx.Bucket(bucketWAL)
+	if b == nil {
+		return 0, nil
+	}
+	v := b.Get(keyApplied)
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("corrupt log position (%d bytes)", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// storeID returns the database's identity, making one when it has none
+// yet or when renew asks for a new one.
+func storeID(btx *bbolt.Tx, renew bool) ([]byte, error) {
+	b, err := btx.CreateBucketIfNotExists(bucketWAL)
+	if err != nil {
+		return nil, err
+	}
+	if v := b.Get(keyID); v != nil && len(v) == 16 && !renew {
+		return bytes.Clone(v), nil
+	}
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
+	}
+	return id, b.Put(keyID, id)
+}
+
+// Detach prepares the database file at path to be put in place of another
+// one (a restore): it gets a new identity, so the log segments the replaced
+// store left behind are never replayed onto it. The file must not be open.
+func Detach(path string) error {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("detach %s: %w", path, err)
+	}
+	err = db.Update(func(btx *bbolt.Tx) error {
+		_, err := storeID(btx, true)
+		return err
+	})
+	return errors.Join(err, db.Close())
+}
+
+// LogFiles lists the write-ahead log segments that belong with the database
+// file at path, oldest first. A copy of the store needs them too.
+func LogFiles(path string) ([]string, error) {
+	segs, err := segments(path)
+	var names []string
+	for _, sg := range segs {
+		names = append(names, sg.name)
+	}
+	return names, err
+}
+
+// recover copies the group commits the log holds beyond the file into it,
+// removes the old segments and starts a new one.
+func (s *Store) recover() error {
+	var (
+		at uint64
+		id []byte
+	)
+	if err := s.db.Update(func(btx *bbolt.Tx) (err error) {
+		if at, err = applied(btx); err != nil {
+			return err
+		}
+		id, err = storeID(btx, false)
+		return err
+	}); err != nil {
+		return err
+	}
+	segs, err := segments(s.path)
+	if err != nil {
+		return fmt.Errorf("list log segments: %w", err)
+	}
+	var pending []layer
+	last := at
+	for i, sg := range segs {
+		torn, err := readSegment(sg.name, id, func(seq uint64, l layer) error {
+			if seq <= at {
+				return nil
+			}
+			if seq != last+1 {
+				return fmt.Errorf("log segment %s: group commit %d follows %d", filepath.Base(sg.name), seq, last)
+			}
+			last = seq
+			pending = append(pending, l)
+			return nil
+		})
+		if errors.Is(err, errForeignSegment) {
+			s.log.Warn("bolt: ignoring a log segment that is not this database's", "segment", filepath.Base(sg.name))
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if torn && i != len(segs)-1 {
+			return fmt.Errorf("log segment %s is damaged before its end", filepath.Base(sg.name))
+		}
+	}
+	if len(pending) > 0 {
+		// Newest first, as views keep them.
+		for i, j := 0, len(pending)-1; i < j; i, j = i+1, j-1 {
+			pending[i], pending[j] = pending[j], pending[i]
+		}
+		if err := s.db.Update(func(btx *bbolt.Tx) error {
+			return applyLayer(btx, flatten(pending), last)
+		}); err != nil {
+			return fmt.Errorf("replay log: %w", err)
+		}
+		s.log.Info("bolt: replayed the write-ahead log", "group_commits", last-at, "through", last)
+	}
+	for _, sg := range segs {
+		if err := os.Remove(sg.name); err != nil {
+			return fmt.Errorf("remove replayed log segment: %w", err)
+		}
+	}
+	s.seq = last
+	s.id = id
+	w, err := openSegment(s.path, id, last+1)
+	if err != nil {
+		return err
+	}
+	s.wal = w
+	return nil
+}
+
+// applyLayer writes a layer into bbolt and records seq as the last group
+// commit the file holds, in the same transaction.
+func applyLayer(btx *bbolt.Tx, l layer, seq uint64) error {
+	var (
+		prefix string
+		b      *bbolt.Bucket
+	)
+	for _, e := range l {
+		top, sub, key, ok := splitVersionKey(e.key)
+		if !ok {
+			return fmt.Errorf("apply: malformed key %q", e.key)
+		}
+		if p := e.key[:len(e.key)-len(key)]; p != prefix || b == nil {
+			prefix = p
+			tb, err := btx.CreateBucketIfNotExists(top)
+			if err != nil {
+				return fmt.Errorf("create bucket %q: %w", top, err)
+			}
+			if b, err = tb.CreateBucketIfNotExists(sub); err != nil {
+				return fmt.Errorf("create bucket %q/%q: %w", top, sub, err)
+			}
+			if string(sub) == string(bucketEvents) {
+				// The log only grows at its end, so full pages (not bbolt's
+				// half-full splits) halve its size.
+				b.FillPercent = 1.0
+			}
+		}
+		var err error
+		if e.del {
+			err = b.Delete(key)
+		} else {
+			err = b.Put(key, e.val)
+		}
+		if err != nil {
+			return fmt.Errorf("apply %q/%q %q: %w", top, sub, key, err)
+		}
+	}
+	wb, err := btx.CreateBucketIfNotExists(bucketWAL)
+	if err != nil {
+		return fmt.Errorf("create bucket %q: %w", bucketWAL, err)
+	}
+	return wb.Put(keyApplied, seqKey(seq))
+}
+
+// snapshot pairs the current overlay with a bbolt read transaction that
+// holds nothing newer than it. The caller holds dbMu shared and must close
+// the snapshot.
+func (s *Store) snapshot() (*snap, error) {
+	for {
+		v := s.oview.Load()
+		btx, err := s.db.Begin(false)
+		if err != nil {
+			return nil, err
+		}
+		at, err := applied(btx)
+		if err != nil {
+			_ = btx.Rollback()
+			return nil, err
+		}
+		if at <= v.seq {
+			return &snap{v: v, btx: btx}, nil
+		}
+		// A checkpoint of commits this oview predates landed in between.
+		_ = btx.Rollback()
+	}
+}
+
+func (sn *snap) close() { _ = sn.btx.Rollback() }
+
 // Update runs fn in a write transaction and returns once its writes are
-// durable (fsynced). Its events go to the publisher right after, in commit
-// order, from a goroutine of their own. If fn returns an
-// error or panics, none of its writes are kept and Update returns that error.
+// durable (logged and synced). Its events go to the publisher right after,
+// in commit order, from a goroutine of their own. If fn returns an error or
+// panics, none of its writes are kept and Update returns that error.
 //
 // If ctx ends while the request is still queued, Update returns ctx.Err() and
 // nothing is written. If it ends after the committer has taken the request,
@@ -207,10 +477,41 @@ func (s *Store) enqueue(ctx context.Context, r *request) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if s.testEnqueued != nil {
+	if s.testEnqueued != nil && r.flush == nil {
 		s.testEnqueued()
 	}
 	return nil
+}
+
+// flush returns once everything committed before it was called is in the
+// bbolt file, for what reads the file itself (backups, compaction, export).
+func (s *Store) flush(ctx context.Context) error {
+	for {
+		r := &request{flush: &flushReq{}, res: make(chan error, 1)}
+		if err := s.enqueue(ctx, r); err != nil {
+			return err
+		}
+		var err error
+		select {
+		case err = <-r.res:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err != nil {
+			return err
+		}
+		if r.flush.wait == nil {
+			return nil
+		}
+		select {
+		case <-r.flush.wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !r.flush.again {
+			return nil
+		}
+	}
 }
 
 // View runs fn in a read-only transaction; writes inside it fail.
@@ -223,11 +524,14 @@ func (s *Store) View(ctx context.Context, fn func(inbox.Tx) error) error {
 	}
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
-	return s.db.View(func(btx *bbolt.Tx) error {
-		t := &tx{btx: btx}
-		defer t.finish()
-		return fn(t)
-	})
+	sn, err := s.snapshot()
+	if err != nil {
+		return fmt.Errorf("oview: %w", err)
+	}
+	defer sn.close()
+	t := &tx{sn: sn}
+	defer t.finish()
+	return fn(t)
 }
 
 // Events returns up to limit events with seq > since, oldest first, and the
@@ -243,20 +547,18 @@ func (s *Store) Events(ctx context.Context, tenant string, since uint64, limit i
 		if head, err = t.Head(tenant); err != nil {
 			return err
 		}
-		b := t.readBucket(tenantBucket(tenant), bucketEvents)
-		if b == nil || limit <= 0 || since >= head {
+		if limit <= 0 || since >= head {
 			return nil
 		}
-		c := b.Cursor()
-		for k, v := c.Seek(seqKey(since + 1)); k != nil && len(events) < limit; k, v = c.Next() {
+		return t.scanForward(tenantBucket(tenant), bucketEvents, nil, seqKey(since+1), nil, func(k string, v []byte) (bool, error) {
 			var e inbox.Event
 			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("decode event %d: %w", binary.BigEndian.Uint64(k), err)
+				return false, fmt.Errorf("decode event %d: %w", binary.BigEndian.Uint64([]byte(k)), err)
 			}
 			e.TenantID = tenant
 			events = append(events, e)
-		}
-		return nil
+			return len(events) < limit, nil
+		})
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("events of tenant %q: %w", tenant, err)
@@ -271,11 +573,14 @@ func (s *Store) Oldest(ctx context.Context, tenant string) (uint64, error) {
 	var oldest uint64
 	err := s.View(ctx, func(itx inbox.Tx) error {
 		t := itx.(*tx)
-		if b := t.readBucket(tenantBucket(tenant), bucketEvents); b != nil {
-			if k, _ := b.Cursor().First(); k != nil {
-				oldest = binary.BigEndian.Uint64(k)
-				return nil
+		err := t.scanForward(tenantBucket(tenant), bucketEvents, nil, nil, nil, func(k string, _ []byte) (bool, error) {
+			if len(k) == 8 {
+				oldest = binary.BigEndian.Uint64([]byte(k))
 			}
+			return false, nil
+		})
+		if err != nil || oldest != 0 {
+			return err
 		}
 		head, err := t.Head(tenant)
 		oldest = head + 1
@@ -287,8 +592,9 @@ func (s *Store) Oldest(ctx context.Context, tenant string) (uint64, error) {
 	return oldest, nil
 }
 
-// Close stops new Updates, lets the committer finish what is already queued
-// and closes the file. Later calls return the first call's result.
+// Close stops new Updates, lets the committer finish what is already queued,
+// copies everything logged into the file and closes it. Later calls return
+// the first call's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -298,9 +604,23 @@ func (s *Store) Close() error {
 		<-s.done
 		close(s.pubq)
 		<-s.pubDone
+		s.ckptWG.Wait()
+		var errs []error
+		if s.wal != nil {
+			errs = append(errs, s.wal.close())
+			if s.failed == nil && s.ckpt == nil && !s.testCrash.Load() {
+				// Everything logged is in the file now.
+				if segs, err := segments(s.path); err == nil {
+					for _, sg := range segs {
+						errs = append(errs, os.Remove(sg.name))
+					}
+				}
+			}
+		}
 		s.dbMu.Lock()
 		defer s.dbMu.Unlock()
-		if err := s.db.Close(); err != nil {
+		errs = append(errs, s.db.Close())
+		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("close store: %w", err)
 		}
 	})
@@ -314,7 +634,7 @@ func (s *Store) isClosed() bool {
 }
 
 // committer is the only writer. It blocks for one request, then takes
-// whatever else is already queued so one fsync serves them all.
+// whatever else is already queued so one log sync serves them all.
 func (s *Store) committer() {
 	batch := make([]*request, 0, s.max)
 	for r := range s.reqs {
@@ -334,35 +654,46 @@ func (s *Store) committer() {
 		s.commit(batch)
 		clear(batch) // let answered requests be collected
 	}
+	s.finalCheckpoint()
+	close(s.ckptq)
 	close(s.done) // not deferred: a committer lost to Goexit has a successor
 }
 
-// commit runs one batch in one write transaction. Each request's outcome is
-// kept apart: its error goes to it alone, its events are published only if it
-// succeeded and the commit did.
+// commit runs one batch as one group: every request on the same state, its
+// writes in one buffer, logged with one sync. Each request's outcome is kept
+// apart: its error goes to it alone, its events are published only if it
+// succeeded and the group was logged.
 func (s *Store) commit(batch []*request) {
 	taken := batch[:0]
+	var flushes []*request
 	for _, r := range batch {
+		if r.flush != nil {
+			flushes = append(flushes, r)
+			continue
+		}
 		if r.state.CompareAndSwap(reqQueued, reqTaken) {
 			taken = append(taken, r)
 		}
 	}
-	if len(taken) == 0 {
+	if len(taken) > 0 {
+		s.group(taken)
+	}
+	for _, r := range flushes {
+		s.answerFlush(r)
+	}
+	s.maybeCheckpoint()
+}
+
+func (s *Store) group(taken []*request) {
+	if s.failed != nil {
+		answerAll(taken, fmt.Errorf("store failed: %w", s.failed))
 		return
 	}
-
 	start := time.Now()
-	// Held for the bbolt transaction only: publishing below may wait on a
-	// reader, and readers wait while Compact waits for this lock.
 	s.dbMu.RLock()
-	locked := true
-	defer func() {
-		if locked {
-			s.dbMu.RUnlock()
-		}
-	}()
-	btx, err := s.db.Begin(true)
+	sn, err := s.snapshot()
 	if err != nil {
+		s.dbMu.RUnlock()
 		answerAll(taken, fmt.Errorf("begin: %w", err))
 		return
 	}
@@ -372,21 +703,22 @@ func (s *Store) commit(batch []*request) {
 			return
 		}
 		// A fn called runtime.Goexit (t.FailNow in a test, say), which cannot
-		// be recovered: release the write lock, fail the batch and hand the
-		// queue to a new committer before this goroutine dies.
-		_ = btx.Rollback()
+		// be recovered: fail the batch and hand the queue to a new committer
+		// before this goroutine dies.
+		sn.close()
+		s.dbMu.RUnlock()
 		s.log.Error("bolt: update fn called runtime.Goexit", "batch", len(taken))
 		answerAll(taken, errors.New("update fn exited its goroutine (runtime.Goexit)"))
 		go s.committer()
 	}()
 	results := make([]error, len(taken))
 	var events []inbox.Event
-	buckets := make(map[string]*bbolt.Bucket)
-	txid := btx.ID()
-	s.ver.rotate(txid)
+	w := newWbuf()
+	seq := s.seq + 1
+	s.ver.rotate(seq)
 	for i, r := range taken {
-		t := &tx{btx: btx, writable: true, buckets: buckets, ver: &s.ver, txid: txid}
-		if sp := r.spec; sp != nil && sp.gen == s.gen && s.ver.unchanged(sp.reads, sp.txid) {
+		t := &tx{sn: sn, w: w, writable: true, ver: &s.ver, seq: seq, mark: len(w.undo)}
+		if sp := r.spec; sp != nil && sp.gen == s.gen && s.ver.unchanged(sp.reads, sp.seq) {
 			s.speculated.Add(1)
 			if results[i] = sp.err; sp.err == nil {
 				results[i] = s.applySpec(t, sp)
@@ -398,24 +730,25 @@ func (s *Store) commit(batch []*request) {
 			events = append(events, t.events...)
 			continue
 		}
-		if err := t.rollback(); err != nil {
-			// The transaction now holds half-undone writes: nothing in it can
-			// be trusted, so the whole batch fails.
-			finished = true
-			_ = btx.Rollback()
-			s.log.Error("bolt: undo failed, batch dropped", "err", err, "batch", len(taken))
-			answerAll(taken, fmt.Errorf("undo failed request: %w", err))
-			return
-		}
+		t.rollback()
 	}
 	finished = true
-	err = btx.Commit()
-	locked = false
+	sn.close()
 	s.dbMu.RUnlock()
-	if err != nil {
-		s.log.Error("bolt: commit failed", "err", err, "batch", len(taken))
-		answerAll(taken, fmt.Errorf("commit: %w", err))
-		return
+	if len(w.m) > 0 {
+		l := sortedLayer(w.m)
+		if err := s.wal.append(seq, l); err != nil {
+			// What reached the disk is unknown: accept nothing more rather
+			// than risk acknowledging on top of a broken log.
+			s.failed = err
+			s.log.Error("bolt: writing the log failed; the store accepts no more writes", "err", err, "batch", len(taken))
+			answerAll(taken, fmt.Errorf("commit: %w", err))
+			return
+		}
+		s.seq = seq
+		s.viewMu.Lock()
+		s.oview.Store(s.oview.Load().withLayer(l, seq))
+		s.viewMu.Unlock()
 	}
 	if s.commitC != nil {
 		s.commitC(time.Since(start), len(taken))
@@ -426,6 +759,164 @@ func (s *Store) commit(batch []*request) {
 	for i, r := range taken {
 		r.res <- results[i]
 	}
+}
+
+// maybeCheckpoint freezes the overlay for the checkpointer when it is big
+// or old enough and no checkpoint is running; when the overlay has grown
+// far past that, it waits for the running one first.
+func (s *Store) maybeCheckpoint() {
+	if s.ckpt != nil {
+		select {
+		case <-s.ckpt.done:
+			s.ckpt = nil
+		default:
+			if s.oview.Load().size < overlayLimit {
+				return
+			}
+			<-s.ckpt.done
+			s.ckpt = nil
+		}
+	}
+	v := s.oview.Load()
+	if v.size == 0 {
+		return
+	}
+	if v.size >= checkpointEntries || time.Since(s.frozen) >= checkpointInterval {
+		s.freeze()
+	}
+}
+
+// freeze hands the active overlay to the checkpointer and starts a new log
+// segment, so the old segments hold exactly what the checkpoint copies.
+func (s *Store) freeze() {
+	if s.failed != nil || s.ckpt != nil {
+		return
+	}
+	old, err := segments(s.path)
+	if err != nil {
+		s.log.Error("bolt: list log segments", "err", err)
+		return
+	}
+	w, err := openSegment(s.path, s.id, s.seq+1)
+	if err != nil {
+		s.log.Error("bolt: start a log segment", "err", err)
+		return
+	}
+	if err := s.wal.close(); err != nil {
+		s.log.Warn("bolt: close log segment", "err", err)
+	}
+	s.wal = w
+	s.frozen = time.Now()
+	s.viewMu.Lock()
+	v := s.oview.Load()
+	s.oview.Store(&oview{frozen: v.active, seq: v.seq})
+	s.viewMu.Unlock()
+	s.ckpt = &checkpoint{layers: v.active, seq: v.seq, segs: old, done: make(chan struct{})}
+	s.ckptq <- s.ckpt
+}
+
+// answerFlush answers a flush request: nothing to wait for when the overlay
+// is empty, else the checkpoint that will hold what is logged now.
+func (s *Store) answerFlush(r *request) {
+	if s.failed != nil {
+		r.res <- fmt.Errorf("store failed: %w", s.failed)
+		return
+	}
+	if s.ckpt != nil {
+		select {
+		case <-s.ckpt.done:
+			s.ckpt = nil
+		default:
+			r.flush.wait, r.flush.again = s.ckpt.done, true
+			r.res <- nil
+			return
+		}
+	}
+	if s.oview.Load().size == 0 {
+		r.res <- nil
+		return
+	}
+	s.freeze()
+	if s.ckpt != nil {
+		r.flush.wait = s.ckpt.done
+	}
+	r.res <- nil
+}
+
+// finalCheckpoint runs when the queue is closed: everything logged goes
+// into the file, so Close can remove the log.
+func (s *Store) finalCheckpoint() {
+	if s.testCrash.Load() {
+		return
+	}
+	if s.ckpt != nil {
+		<-s.ckpt.done
+		s.ckpt = nil
+	}
+	if s.oview.Load().size > 0 {
+		s.freeze()
+		if s.ckpt != nil {
+			<-s.ckpt.done
+			s.ckpt = nil
+		}
+	}
+}
+
+// checkpointer copies frozen layers into bbolt, one checkpoint at a time,
+// retrying while the disk refuses (the log still holds everything). While
+// idle it asks the committer for a checkpoint now and then, so writes that
+// stopped coming still reach the file.
+func (s *Store) checkpointer() {
+	defer s.ckptWG.Done()
+	tick := time.NewTicker(checkpointInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case c, ok := <-s.ckptq:
+			if !ok {
+				return
+			}
+			s.runCheckpoint(c)
+		case <-tick.C:
+			if v := s.oview.Load(); v.size > 0 && len(v.frozen) == 0 {
+				go s.nudge()
+			}
+		}
+	}
+}
+
+// nudge queues a flush without waiting for it.
+func (s *Store) nudge() {
+	r := &request{flush: &flushReq{}, res: make(chan error, 1)}
+	_ = s.enqueue(context.Background(), r)
+}
+
+func (s *Store) runCheckpoint(c *checkpoint) {
+	flat := flatten(c.layers)
+	for attempt := 0; ; attempt++ {
+		err := s.writeCheckpoint(flat, c.seq)
+		if err == nil {
+			break
+		}
+		s.log.Error("bolt: checkpoint failed; the log keeps the writes, retrying", "err", err, "through", c.seq)
+		time.Sleep(time.Second)
+	}
+	s.viewMu.Lock()
+	v := s.oview.Load()
+	s.oview.Store(&oview{active: v.active, seq: v.seq, size: v.size})
+	s.viewMu.Unlock()
+	for _, sg := range c.segs {
+		if err := os.Remove(sg.name); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("bolt: remove checkpointed log segment", "err", err, "segment", sg.name)
+		}
+	}
+	close(c.done)
+}
+
+func (s *Store) writeCheckpoint(l layer, seq uint64) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	return s.db.Update(func(btx *bbolt.Tx) error { return applyLayer(btx, l, seq) })
 }
 
 // applySpec applies a checked speculation like run runs a fn.

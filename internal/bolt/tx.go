@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/onebox/onebox/internal/inbox"
@@ -29,33 +31,96 @@ func tenantBucket(tenant string) []byte { return []byte("t/" + tenant) }
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
-// tx is one request's view of a bbolt transaction. In a write batch several
-// tx share one bbolt.Tx; each keeps its own undo log and events so it can be
-// backed out or published on its own. A tx is not safe for concurrent use.
-type tx struct {
-	btx *bbolt.Tx
-	// buckets caches nested bucket handles for the life of btx (shared by
-	// every tx of a batch): each lookup is a B-tree search, and a write
-	// touches the same few buckets again and again.
-	buckets  map[string]*bbolt.Bucket
-	writable bool
-	done     bool
-	undo     []undoEntry
-	events   []inbox.Event
-	// writes counts modifications so Scan can notice that the callback
-	// changed the tree under its cursor and re-seek.
-	writes uint64
-	// ver, in write transactions, learns every key written (as txid) so
-	// speculative runs can be checked against it.
-	ver  *versions
-	txid int
+// snap is what a reader sees: the bbolt file as of one checkpoint, under
+// the overlay oview published with it. The oview is loaded before the bbolt
+// transaction begins, so the file is never older than the oview assumes
+// (a newer file only repeats what the oview already says).
+type snap struct {
+	v       *oview
+	btx     *bbolt.Tx // read-only
+	buckets map[string]*bbolt.Bucket
 }
 
-// undoEntry is what a key held before this tx wrote it (prev == nil: absent).
-type undoEntry struct {
-	top, sub []byte
-	key      []byte
-	prev     []byte
+// bucket returns nil when the bucket does not exist in the file, which
+// readers treat as empty.
+func (s *snap) bucket(top, sub []byte) *bbolt.Bucket {
+	k := bucketKey(top, sub)
+	if b, ok := s.buckets[k]; ok {
+		return b
+	}
+	var nb *bbolt.Bucket
+	if b := s.btx.Bucket(top); b != nil {
+		nb = b.Bucket(sub)
+	}
+	if s.buckets == nil {
+		s.buckets = make(map[string]*bbolt.Bucket)
+	}
+	s.buckets[k] = nb
+	return nb
+}
+
+// get returns the value at key, nil when absent.
+func (s *snap) get(top, sub, key []byte, vk string) []byte {
+	if val, del, ok := s.v.get(vk); ok {
+		if del {
+			return nil
+		}
+		return val
+	}
+	if b := s.bucket(top, sub); b != nil {
+		return b.Get(key)
+	}
+	return nil
+}
+
+func bucketKey(top, sub []byte) string { return string(top) + "\x00" + string(sub) }
+
+// wbuf holds a write batch's writes until they are logged: every request
+// of the batch sees those of the requests before it. undo lets one
+// request's writes be taken back without touching its neighbours'.
+type wbuf struct {
+	m    map[string]*oentry
+	undo []wundo
+}
+
+type wundo struct {
+	vk   string
+	prev *oentry // nil: the buffer did not hold the key
+}
+
+func newWbuf() *wbuf { return &wbuf{m: make(map[string]*oentry)} }
+
+// layerOf returns the buffer's entries in bucket (top, sub) as a sorted
+// layer, for scans.
+func (w *wbuf) layerOf(prefix string) layer {
+	var l layer
+	for k, e := range w.m {
+		if strings.HasPrefix(k, prefix) {
+			l = append(l, *e)
+		}
+	}
+	slices.SortFunc(l, func(a, b oentry) int { return strings.Compare(a.key, b.key) })
+	return l
+}
+
+// tx is one request's oview of the store. In a write batch several tx share
+// one snapshot and one write buffer; each keeps its own undo mark and
+// events so it can be backed out or published on its own. A tx is not safe
+// for concurrent use.
+type tx struct {
+	sn       *snap
+	w        *wbuf // nil in read-only transactions
+	writable bool
+	done     bool
+	mark     int // len(w.undo) when this request started
+	events   []inbox.Event
+	// writes counts modifications so Scan can notice that the callback
+	// changed the buffer under it.
+	writes uint64
+	// ver, in write transactions, learns every key written (as the group
+	// commit's seq) so speculative runs can be checked against it.
+	ver *versions
+	seq uint64
 }
 
 func (t *tx) finish() { t.done = true }
@@ -85,123 +150,72 @@ func scope(c inbox.Collection) (top, sub []byte, err error) {
 	return tenantBucket(c.Tenant), []byte(c.Name), nil
 }
 
-// readBucket returns nil when the bucket does not exist yet, which readers
-// treat as empty: reads never create buckets.
-func (t *tx) readBucket(top, sub []byte) *bbolt.Bucket {
-	if b, ok := t.buckets[bucketKey(top, sub)]; ok {
-		return b
+// get returns the current value at key (nil when absent): this batch's
+// buffer first, then the snapshot.
+func (t *tx) get(top, sub, key []byte) []byte {
+	vk := versionKey(top, sub, key)
+	if t.w != nil {
+		if e, ok := t.w.m[vk]; ok {
+			if e.del {
+				return nil
+			}
+			return e.val
+		}
 	}
-	b := t.btx.Bucket(top)
-	if b == nil {
-		return nil
-	}
-	nb := b.Bucket(sub)
-	if nb != nil && t.buckets != nil {
-		t.buckets[bucketKey(top, sub)] = nb
-	}
-	return nb
-}
-
-func bucketKey(top, sub []byte) string { return string(top) + "\x00" + string(sub) }
-
-func (t *tx) writeBucket(top, sub []byte) (*bbolt.Bucket, error) {
-	if b, ok := t.buckets[bucketKey(top, sub)]; ok {
-		return b, nil
-	}
-	b, err := t.btx.CreateBucketIfNotExists(top)
-	if err != nil {
-		return nil, fmt.Errorf("create bucket %q: %w", top, err)
-	}
-	nb, err := b.CreateBucketIfNotExists(sub)
-	if err != nil {
-		return nil, fmt.Errorf("create bucket %q/%q: %w", top, sub, err)
-	}
-	if t.buckets != nil {
-		t.buckets[bucketKey(top, sub)] = nb
-	}
-	return nb, nil
+	return t.sn.get(top, sub, key, vk)
 }
 
 // put and del are the only paths that modify data, so the undo log is
-// complete. The previous value is copied: bbolt's slice may point into pages
-// this very write is about to change.
+// complete. Values are kept as given: callers hand over fresh slices.
 func (t *tx) put(top, sub, key, val []byte) error {
-	b, err := t.writeBucket(top, sub)
-	if err != nil {
-		return err
+	if len(key) == 0 {
+		return errors.New("empty key")
 	}
-	t.record(b, top, sub, key)
-	if err := b.Put(key, val); err != nil {
-		t.undo = t.undo[:len(t.undo)-1]
-		return err
+	if len(key) > bbolt.MaxKeySize {
+		return fmt.Errorf("key longer than %d bytes", bbolt.MaxKeySize)
 	}
-	t.wrote(top, sub, key)
+	if int64(len(val)) > bbolt.MaxValueSize {
+		return fmt.Errorf("value longer than %d bytes", bbolt.MaxValueSize)
+	}
+	t.set(versionKey(top, sub, key), &oentry{val: val})
 	return nil
 }
 
 func (t *tx) del(top, sub, key []byte) error {
-	b := t.readBucket(top, sub)
-	if b == nil {
+	if t.get(top, sub, key) == nil {
 		return nil
 	}
-	if b.Get(key) == nil {
-		return nil
-	}
-	t.record(b, top, sub, key)
-	if err := b.Delete(key); err != nil {
-		t.undo = t.undo[:len(t.undo)-1]
-		return err
-	}
-	t.wrote(top, sub, key)
+	t.set(versionKey(top, sub, key), &oentry{del: true})
 	return nil
 }
 
-func (t *tx) wrote(top, sub, key []byte) {
+func (t *tx) set(vk string, e *oentry) {
+	e.key = vk
+	t.w.undo = append(t.w.undo, wundo{vk: vk, prev: t.w.m[vk]})
+	t.w.m[vk] = e
 	t.writes++
 	if t.ver != nil {
-		t.ver.wrote(versionKey(top, sub, key), t.txid)
+		t.ver.wrote(vk, t.seq)
 	}
 }
 
-func (t *tx) record(b *bbolt.Bucket, top, sub, key []byte) {
-	var prev []byte
-	if v := b.Get(key); v != nil {
-		prev = bytes.Clone(v) // non-nil even for an empty value
-	}
-	t.undo = append(t.undo, undoEntry{top: top, sub: sub, key: bytes.Clone(key), prev: prev})
-}
-
-// rollback backs this tx's writes out of the shared bbolt transaction,
-// newest first, so a key written twice ends at its original value. Buckets
-// it created stay, empty, which readers cannot tell from missing.
-func (t *tx) rollback() error {
-	if err := t.undoTo(0); err != nil {
-		return err
-	}
+// rollback backs this tx's writes out of the batch's buffer, newest first,
+// so a key written twice ends at its original value.
+func (t *tx) rollback() {
+	t.undoTo(t.mark)
 	t.events = nil
-	return nil
 }
 
-// undoTo backs out the writes recorded after the first n undo entries.
-func (t *tx) undoTo(n int) error {
-	for i := len(t.undo) - 1; i >= n; i-- {
-		u := t.undo[i]
-		b := t.readBucket(u.top, u.sub)
-		if b == nil {
-			return fmt.Errorf("undo %q/%q: bucket vanished", u.top, u.sub)
-		}
-		var err error
+func (t *tx) undoTo(n int) {
+	for i := len(t.w.undo) - 1; i >= n; i-- {
+		u := t.w.undo[i]
 		if u.prev == nil {
-			err = b.Delete(u.key)
+			delete(t.w.m, u.vk)
 		} else {
-			err = b.Put(u.key, u.prev)
+			t.w.m[u.vk] = u.prev
 		}
-		if err != nil {
-			return fmt.Errorf("undo %q/%q %q: %w", u.top, u.sub, u.key, err)
-		}
-		t.undo = t.undo[:i]
 	}
-	return nil
+	t.w.undo = t.w.undo[:n]
 }
 
 // Get decodes the record at key into v. A nil v only checks existence.
@@ -213,10 +227,7 @@ func (t *tx) Get(c inbox.Collection, key string, v any) error {
 	if err != nil {
 		return err
 	}
-	var raw []byte
-	if b := t.readBucket(top, sub); b != nil {
-		raw = b.Get([]byte(key))
-	}
+	raw := t.get(top, sub, []byte(key))
 	if raw == nil {
 		return fmt.Errorf("%s %q: %w", c.Name, key, inbox.ErrNotFound)
 	}
@@ -240,6 +251,10 @@ func (t *tx) Put(c inbox.Collection, key string, v any) error {
 	raw, err := encode(v)
 	if err != nil {
 		return fmt.Errorf("encode %s %q: %w", c.Name, key, err)
+	}
+	// The caller may reuse a RawMessage's memory after Put returns.
+	if _, ok := v.(json.RawMessage); ok {
+		raw = bytes.Clone(raw)
 	}
 	if err := t.put(top, sub, []byte(key), raw); err != nil {
 		return fmt.Errorf("put %s %q: %w", c.Name, key, err)
@@ -277,8 +292,8 @@ func (t *tx) Delete(c inbox.Collection, key string) error {
 // Scan visits records with the given prefix in key order (descending when
 // reverse), strictly after `after` in that order. raw is only valid during
 // the callback; copy it to keep it. The callback may write, even to the
-// scanned collection: the cursor re-seeks past the last visited key (records
-// the callback itself adds ahead of the cursor may or may not be visited).
+// scanned collection: the scan goes on past the last visited key (records
+// the callback itself adds ahead of it may or may not be visited).
 func (t *tx) Scan(c inbox.Collection, prefix, after string, reverse bool, fn func(key string, raw []byte) (bool, error)) error {
 	if err := t.check(false); err != nil {
 		return err
@@ -287,117 +302,184 @@ func (t *tx) Scan(c inbox.Collection, prefix, after string, reverse bool, fn fun
 	if err != nil {
 		return err
 	}
-	b := t.readBucket(top, sub)
-	if b == nil {
-		return nil
-	}
+	pfx, aft := []byte(prefix), []byte(after)
 	if reverse {
-		return t.scanReverse(b, []byte(prefix), []byte(after), fn)
+		upper := prefixEnd(pfx)
+		if len(aft) > 0 && (upper == nil || bytes.Compare(aft, upper) < 0) {
+			upper = aft
+		}
+		return t.scanReverse(top, sub, pfx, upper, fn)
 	}
-	return t.scanForward(b, []byte(prefix), []byte(after), fn)
+	start := pfx
+	if bytes.Compare(aft, pfx) > 0 {
+		start = aft
+	}
+	return t.scanForward(top, sub, pfx, start, aft, fn)
 }
 
 type scanFunc = func(key string, raw []byte) (bool, error)
 
-func (t *tx) scanForward(b *bbolt.Bucket, pfx, after []byte, fn scanFunc) error {
-	cur := b.Cursor()
-	start := pfx
-	if bytes.Compare(after, pfx) > 0 {
-		start = after
-	}
-	k, v := cur.Seek(start)
-	if k != nil && len(after) > 0 && bytes.Equal(k, after) {
-		k, v = cur.Next()
-	}
-	for k != nil && bytes.HasPrefix(k, pfx) {
-		writes := t.writes
-		if more, err := fn(string(k), v); err != nil || !more {
-			return err
-		}
-		if t.writes == writes {
-			k, v = cur.Next()
-			continue
-		}
-		// The callback wrote: bbolt cursors do not survive that, re-seek.
-		last := bytes.Clone(k)
-		if k, v = cur.Seek(last); k != nil && bytes.Equal(k, last) {
-			k, v = cur.Next()
-		}
-	}
-	return nil
+// msrc is one sorted source of a scan: this batch's buffer, an overlay
+// layer, or the bbolt bucket. Sources earlier in a scan's list are newer
+// and win on equal keys.
+type msrc interface {
+	seek(k []byte) ([]byte, *oentry)       // first key >= k
+	seekBefore(k []byte) ([]byte, *oentry) // last key < k; nil k: the last
+	next() ([]byte, *oentry)
+	prev() ([]byte, *oentry)
 }
 
-// scanReverse walks down from the exclusive upper bound: the smaller of
-// after and the first key past the prefix range (nil meaning unbounded).
-func (t *tx) scanReverse(b *bbolt.Bucket, pfx, after []byte, fn scanFunc) error {
-	upper := prefixEnd(pfx)
-	if len(after) > 0 && (upper == nil || bytes.Compare(after, upper) < 0) {
-		upper = after
-	}
-	cur := b.Cursor()
-	k, v := seekBefore(cur, upper)
-	for {
-		if k == nil {
-			if t.writable {
-				return t.scanReverseSlow(b, pfx, upper, fn)
-			}
-			return nil
-		}
-		if !bytes.HasPrefix(k, pfx) {
-			return nil
-		}
-		writes := t.writes
-		if more, err := fn(string(k), v); err != nil || !more {
-			return err
-		}
-		upper = bytes.Clone(k)
-		if t.writes == writes {
-			k, v = cur.Prev()
-		} else {
-			k, v = seekBefore(cur, upper)
-		}
-	}
+// boltSrc reads a bbolt bucket through a cursor. bbolt's keys and values
+// stay valid for the whole read transaction.
+type boltSrc struct {
+	cur *bbolt.Cursor
+	e   oentry
 }
 
-// scanReverseSlow finishes a reverse scan in a write transaction once the
-// cursor reports the start. bbolt's Prev and Last can stop early at a page
-// emptied by a delete earlier in the same write transaction (pages are only
-// rebalanced at commit), so the start is confirmed with a forward Seek, which
-// is reliable; if keys remain below upper they are collected going forward
-// and visited backwards. Read transactions never see emptied pages.
-func (t *tx) scanReverseSlow(b *bbolt.Bucket, pfx, upper []byte, fn scanFunc) error {
-	var keys [][]byte
-	cur := b.Cursor()
-	for k, _ := cur.Seek(pfx); k != nil && bytes.HasPrefix(k, pfx) && (upper == nil || bytes.Compare(k, upper) < 0); k, _ = cur.Next() {
-		keys = append(keys, bytes.Clone(k))
-	}
-	for i := len(keys) - 1; i >= 0; i-- {
-		v := b.Get(keys[i])
-		if v == nil { // deleted by the callback meanwhile
-			continue
-		}
-		if more, err := fn(string(keys[i]), v); err != nil || !more {
-			return err
-		}
-	}
-	return nil
-}
-
-// seekBefore positions at the last key < bound (the last key when bound is
-// nil). A nil key means "nothing below", except in write transactions (see
-// scanReverseSlow).
-func seekBefore(cur *bbolt.Cursor, bound []byte) ([]byte, []byte) {
-	if bound != nil {
-		if k, _ := cur.Seek(bound); k != nil {
-			return cur.Prev()
-		}
-	}
-	// Last never returns when every page of the bucket was emptied in this
-	// write transaction; First is reliable and tells that case apart.
-	if k, _ := cur.First(); k == nil {
+func (s *boltSrc) wrap(k, v []byte) ([]byte, *oentry) {
+	if k == nil {
 		return nil, nil
 	}
-	return cur.Last()
+	s.e.val = v
+	return k, &s.e
+}
+
+func (s *boltSrc) seek(k []byte) ([]byte, *oentry) { return s.wrap(s.cur.Seek(k)) }
+func (s *boltSrc) next() ([]byte, *oentry)         { return s.wrap(s.cur.Next()) }
+func (s *boltSrc) prev() ([]byte, *oentry)         { return s.wrap(s.cur.Prev()) }
+
+func (s *boltSrc) seekBefore(k []byte) ([]byte, *oentry) {
+	if k != nil {
+		if kk, _ := s.cur.Seek(k); kk != nil {
+			return s.wrap(s.cur.Prev())
+		}
+	}
+	return s.wrap(s.cur.Last())
+}
+
+// sources lists the scan's sources, newest first. The buffer's source is
+// first, so it can be rebuilt after the callback writes.
+func (t *tx) sources(top, sub []byte) []msrc {
+	prefix := bucketPrefix(top, sub)
+	var srcs []msrc
+	if t.w != nil {
+		srcs = append(srcs, newLayerSrc(t.w.layerOf(prefix), prefix))
+	}
+	for _, l := range t.sn.v.layers() {
+		srcs = append(srcs, newLayerSrc(l, prefix))
+	}
+	if b := t.sn.bucket(top, sub); b != nil {
+		srcs = append(srcs, &boltSrc{cur: b.Cursor()})
+	}
+	return srcs
+}
+
+type head struct {
+	k []byte
+	e *oentry
+}
+
+func (t *tx) scanForward(top, sub, pfx, start, after []byte, fn scanFunc) error {
+	srcs := t.sources(top, sub)
+	heads := make([]head, len(srcs))
+	seekAll := func(from []byte, skip []byte, only int) {
+		for i, s := range srcs {
+			if only >= 0 && i != only {
+				continue
+			}
+			k, e := s.seek(from)
+			if k != nil && len(skip) > 0 && bytes.Equal(k, skip) {
+				k, e = s.next()
+			}
+			heads[i] = head{k, e}
+		}
+	}
+	seekAll(start, after, -1)
+	for {
+		win := -1
+		for i, h := range heads {
+			if h.k == nil || !bytes.HasPrefix(h.k, pfx) {
+				continue
+			}
+			if win < 0 || bytes.Compare(h.k, heads[win].k) < 0 {
+				win = i
+			}
+		}
+		if win < 0 {
+			return nil
+		}
+		key, e := heads[win].k, heads[win].e
+		val, del := e.val, e.del
+		for i := range heads {
+			if i != win && heads[i].k != nil && bytes.Equal(heads[i].k, key) {
+				heads[i].k, heads[i].e = srcs[i].next()
+			}
+		}
+		heads[win].k, heads[win].e = srcs[win].next()
+		if del {
+			continue
+		}
+		writes := t.writes
+		if more, err := fn(string(key), val); err != nil || !more {
+			return err
+		}
+		if t.writes != writes && t.w != nil {
+			// The callback wrote: only the buffer changed, rebuild its source.
+			last := bytes.Clone(key)
+			srcs[0] = newLayerSrc(t.w.layerOf(bucketPrefix(top, sub)), bucketPrefix(top, sub))
+			seekAll(last, last, 0)
+		}
+	}
+}
+
+// scanReverse walks down from the exclusive upper bound (nil: unbounded).
+func (t *tx) scanReverse(top, sub, pfx, upper []byte, fn scanFunc) error {
+	srcs := t.sources(top, sub)
+	heads := make([]head, len(srcs))
+	seekAll := func(bound []byte, only int) {
+		for i, s := range srcs {
+			if only >= 0 && i != only {
+				continue
+			}
+			k, e := s.seekBefore(bound)
+			heads[i] = head{k, e}
+		}
+	}
+	seekAll(upper, -1)
+	for {
+		win := -1
+		for i, h := range heads {
+			if h.k == nil || !bytes.HasPrefix(h.k, pfx) {
+				continue
+			}
+			if win < 0 || bytes.Compare(h.k, heads[win].k) > 0 {
+				win = i
+			}
+		}
+		if win < 0 {
+			return nil
+		}
+		key, e := heads[win].k, heads[win].e
+		val, del := e.val, e.del
+		for i := range heads {
+			if i != win && heads[i].k != nil && bytes.Equal(heads[i].k, key) {
+				heads[i].k, heads[i].e = srcs[i].prev()
+			}
+		}
+		heads[win].k, heads[win].e = srcs[win].prev()
+		if del {
+			continue
+		}
+		writes := t.writes
+		if more, err := fn(string(key), val); err != nil || !more {
+			return err
+		}
+		if t.writes != writes && t.w != nil {
+			last := bytes.Clone(key)
+			srcs[0] = newLayerSrc(t.w.layerOf(bucketPrefix(top, sub)), bucketPrefix(top, sub))
+			seekAll(last, 0)
+		}
+	}
 }
 
 // prefixEnd is the smallest key greater than every key with prefix p, or nil
@@ -429,29 +511,16 @@ func (t *tx) Append(tenant string, e *inbox.Event) error {
 	if err != nil {
 		return err
 	}
-	mark := len(t.undo)
 	e.Seq, e.TenantID = head+1, tenant
 	if e.At.IsZero() {
 		e.At = time.Now().UTC()
 	}
 	raw := e.AppendJSON(nil)
 	top := tenantBucket(tenant)
-	eb, err := t.writeBucket(top, bucketEvents)
-	if err != nil {
-		return fmt.Errorf("append: %w", err)
-	}
-	// The log only grows at its end, so full pages (not bbolt's half-full
-	// splits) halve its size and the pages each commit rewrites. bbolt reuses
-	// this bucket handle for the rest of the transaction, so it sticks.
-	eb.FillPercent = 1.0
 	if err := t.put(top, bucketEvents, seqKey(e.Seq), raw); err != nil {
 		return fmt.Errorf("append event %d: %w", e.Seq, err)
 	}
 	if err := t.put(top, bucketMeta, keyHead, seqKey(e.Seq)); err != nil {
-		// Never leave an event past the head, even if fn ignores this error.
-		if uerr := t.undoTo(mark); uerr != nil {
-			return fmt.Errorf("append: set head %d: %w (undo: %v)", e.Seq, err, uerr)
-		}
 		return fmt.Errorf("append: set head %d: %w", e.Seq, err)
 	}
 	t.events = append(t.events, *e)
@@ -462,11 +531,7 @@ func (t *tx) Head(tenant string) (uint64, error) {
 	if err := t.check(false); err != nil {
 		return 0, err
 	}
-	b := t.readBucket(tenantBucket(tenant), bucketMeta)
-	if b == nil {
-		return 0, nil
-	}
-	v := b.Get(keyHead)
+	v := t.get(tenantBucket(tenant), bucketMeta, keyHead)
 	if v == nil {
 		return 0, nil
 	}

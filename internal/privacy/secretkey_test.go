@@ -100,7 +100,7 @@ func TestChannelSecretsAreSealedAtRest(t *testing.T) {
 	}
 	for _, s := range []string{"LEGACY-SECRET-0a11", "FRESH-SECRET-9b22"} {
 		if fileHas(t, path, s) {
-			t.Errorf("%s is readable in the database file", s)
+			t.Errorf("%s is readable in the store's files", s)
 		}
 	}
 	for id, want := range map[string]string{legacy.ID: "LEGACY-SECRET-0a11", fresh.ID: "FRESH-SECRET-9b22"} {
@@ -122,11 +122,22 @@ func TestChannelSecretsAreSealedAtRest(t *testing.T) {
 	}
 }
 
+// fileHas reports whether s is readable in the store at rest: its database
+// file or the write-ahead log segments beside it.
 func fileHas(t *testing.T, path, s string) bool {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	logs, err := bolt.LogFiles(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return bytes.Contains(b, []byte(s))
+	for _, name := range append([]string{path}, logs...) {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(s)) {
+			return true
+		}
+	}
+	return false
 }
