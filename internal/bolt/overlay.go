@@ -29,22 +29,42 @@ type oentry struct {
 // layer is a sorted run of entries with unique keys.
 type layer []oentry
 
+// olayer is a layer with a Bloom filter of its keys: most lookups are for
+// keys the recent layers do not hold, and the filter answers those without
+// a search.
+type olayer struct {
+	l     layer
+	bloom bloom
+}
+
+func newOlayer(l layer) olayer {
+	b := newBloom(len(l))
+	for i := range l {
+		b.add(keyHash(l[i].key))
+	}
+	return olayer{l: l, bloom: b}
+}
+
 // oview is one published state of the overlay. Layers are searched newest
 // first: active before frozen. frozen is being copied into bbolt by the
-// checkpointer; once it is there a oview without it is published.
+// checkpointer; once it is there a view without it is published.
 type oview struct {
-	active []layer // newest first
-	frozen []layer // newest first
-	seq    uint64  // last group commit included
-	size   int     // entries in active, to decide when to checkpoint
+	active []olayer // newest first
+	frozen []olayer // newest first
+	seq    uint64   // last group commit included
+	size   int      // entries in active, to decide when to checkpoint
 }
 
 // get reports the overlay's value for vk; ok is false when the overlay does
 // not know the key and bbolt decides.
 func (v *oview) get(vk string) (val []byte, del, ok bool) {
-	for _, ls := range [2][]layer{v.active, v.frozen} {
-		for _, l := range ls {
-			if e, found := l.find(vk); found {
+	h := keyHash(vk)
+	for _, ls := range [2][]olayer{v.active, v.frozen} {
+		for i := range ls {
+			if !ls[i].bloom.has(h) {
+				continue
+			}
+			if e, found := ls[i].l.find(vk); found {
 				return e.val, e.del, true
 			}
 		}
@@ -63,25 +83,60 @@ func (l layer) find(vk string) (oentry, bool) {
 // layers lists every layer, newest first.
 func (v *oview) layers() []layer {
 	out := make([]layer, 0, len(v.active)+len(v.frozen))
-	out = append(out, v.active...)
-	return append(out, v.frozen...)
+	for _, ol := range v.active {
+		out = append(out, ol.l)
+	}
+	for _, ol := range v.frozen {
+		out = append(out, ol.l)
+	}
+	return out
 }
 
-// withLayer returns the oview after one more group commit. Layers of
+// withLayer returns the view after one more group commit. Layers of
 // similar size are merged so a lookup checks only a logarithmic number of
 // them; merging builds new slices, so older views stay intact.
 func (v *oview) withLayer(l layer, seq uint64) *oview {
 	nv := &oview{frozen: v.frozen, seq: seq, size: v.size + len(l)}
-	active := make([]layer, 0, len(v.active)+1)
-	active = append(active, l)
+	active := make([]olayer, 0, len(v.active)+1)
+	active = append(active, newOlayer(l))
 	active = append(active, v.active...)
-	for len(active) >= 2 && 2*len(active[0]) >= len(active[1]) {
-		m := mergeLayers(active[0], active[1])
-		nv.size -= len(active[0]) + len(active[1]) - len(m)
-		active = append([]layer{m}, active[2:]...)
+	for len(active) >= 2 && 2*len(active[0].l) >= len(active[1].l) {
+		m := mergeLayers(active[0].l, active[1].l)
+		nv.size -= len(active[0].l) + len(active[1].l) - len(m)
+		active = append([]olayer{newOlayer(m)}, active[2:]...)
 	}
 	nv.active = active
 	return nv
+}
+
+// bloom is a Bloom filter with two probes per key and about ten bits per
+// key, so about one lookup in twenty for an absent key searches a layer.
+type bloom []uint64
+
+func newBloom(n int) bloom { return make(bloom, (n*10+63)/64+1) }
+
+func (b bloom) add(h uint64) {
+	m := uint64(len(b) * 64)
+	p1, p2 := h%m, (h>>32|h<<32)%m
+	b[p1/64] |= 1 << (p1 % 64)
+	b[p2/64] |= 1 << (p2 % 64)
+}
+
+func (b bloom) has(h uint64) bool {
+	m := uint64(len(b) * 64)
+	p1, p2 := h%m, (h>>32|h<<32)%m
+	return b[p1/64]&(1<<(p1%64)) != 0 && b[p2/64]&(1<<(p2%64)) != 0
+}
+
+// keyHash is 64-bit FNV-1a: no seed to keep, and keys are not chosen by
+// anyone who gains from collisions (they only cost a search).
+func keyHash(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
 }
 
 // mergeLayers merges two sorted layers; newer wins on equal keys.
@@ -104,6 +159,15 @@ func mergeLayers(newer, older layer) layer {
 	}
 	out = append(out, newer[i:]...)
 	return append(out, older[j:]...)
+}
+
+// plain drops the filters.
+func plain(ols []olayer) []layer {
+	out := make([]layer, len(ols))
+	for i, ol := range ols {
+		out[i] = ol.l
+	}
+	return out
 }
 
 // flatten merges layers given newest first into one.

@@ -69,8 +69,11 @@ const (
 	checkpointInterval = 2 * time.Second
 	// overlayLimit makes the committer wait for a running checkpoint before
 	// growing the overlay further, so a slow disk bounds memory.
-	overlayLimit = 8 * checkpointEntries
+	overlayLimit = 4 * checkpointEntries
 )
+
+// initialMmap is the address space mapped for the file from the start.
+const initialMmap = 1 << 30
 
 var (
 	bucketWAL  = []byte("w")
@@ -191,6 +194,10 @@ func Open(path string, opts Options) (*Store, error) {
 		// allocation cheap as the file grows.
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
+		// Map address space (not memory) ahead of the file: growing the map
+		// means copying every node a checkpoint holds and waiting for all
+		// readers, and the file grows in steps all the time under ingest.
+		InitialMmapSize: initialMmap,
 	}
 	db, err := bbolt.Open(path, 0o600, bopts)
 	if errors.Is(err, bolterrors.ErrTimeout) {
@@ -811,7 +818,7 @@ func (s *Store) freeze() {
 	v := s.oview.Load()
 	s.oview.Store(&oview{frozen: v.active, seq: v.seq})
 	s.viewMu.Unlock()
-	s.ckpt = &checkpoint{layers: v.active, seq: v.seq, segs: old, done: make(chan struct{})}
+	s.ckpt = &checkpoint{layers: plain(v.active), seq: v.seq, segs: old, done: make(chan struct{})}
 	s.ckptq <- s.ckpt
 }
 
@@ -892,7 +899,15 @@ func (s *Store) nudge() {
 }
 
 func (s *Store) runCheckpoint(c *checkpoint) {
+	start := time.Now()
 	flat := flatten(c.layers)
+	flatD := time.Since(start)
+	// Readers search one flat layer instead of many until the copy is done.
+	s.viewMu.Lock()
+	if v := s.oview.Load(); len(v.frozen) > 1 {
+		s.oview.Store(&oview{active: v.active, frozen: []olayer{newOlayer(flat)}, seq: v.seq, size: v.size})
+	}
+	s.viewMu.Unlock()
 	for attempt := 0; ; attempt++ {
 		err := s.writeCheckpoint(flat, c.seq)
 		if err == nil {
@@ -905,6 +920,7 @@ func (s *Store) runCheckpoint(c *checkpoint) {
 	v := s.oview.Load()
 	s.oview.Store(&oview{active: v.active, seq: v.seq, size: v.size})
 	s.viewMu.Unlock()
+	s.log.Debug("bolt: checkpoint", "entries", len(flat), "through", c.seq, "flatten", flatD, "took", time.Since(start))
 	for _, sg := range c.segs {
 		if err := os.Remove(sg.name); err != nil && !errors.Is(err, os.ErrNotExist) {
 			s.log.Warn("bolt: remove checkpointed log segment", "err", err, "segment", sg.name)

@@ -24,7 +24,7 @@ type ingestResult struct {
 	Elapsed   time.Duration
 	Rate      float64    // durable messages per second
 	Receive   *Histogram // one Service.Receive call, until durable
-	Commit    *Histogram // one bbolt write transaction incl. fsync
+	Commit    *Histogram // one group commit: its writes appended to the log, and the fsync
 	Commits   int64
 	PerCommit float64 // Receive calls per commit, mean
 }
@@ -169,8 +169,8 @@ func parallel(ctx context.Context, n, par int, fn func(ctx context.Context, i in
 }
 
 // probeFsync measures the disk under dir: how long one 4 KiB write and its
-// fsync take, repeated for about d. A bbolt commit needs two of them (pages,
-// then the meta page), so this is the floor under every commit.
+// fsync take, repeated for about d. A group commit is one such append to
+// the store's log (larger), so this is the floor under every commit.
 func probeFsync(ctx context.Context, dir string, d time.Duration) (*Histogram, error) {
 	f, err := os.CreateTemp(dir, "fsync-probe-")
 	if err != nil {

@@ -182,12 +182,12 @@ func (r *runner) ingest(ctx context.Context) error {
 	r.rep.Add(s, "Receive call until durable, p50 / p99",
 		fmtDur(res.Receive.Percentile(0.5))+" / "+fmtDur(res.Receive.Percentile(0.99)),
 		"p99 <= "+targetMS(targetIngestP99), atMost(float64(res.Receive.Percentile(0.99)), float64(targetIngestP99)))
-	r.rep.Add(s, "commit (write tx + fsync), p50 / p99",
+	r.rep.Add(s, "group commit (log append + fsync), p50 / p99",
 		fmtDur(res.Commit.Percentile(0.5))+" / "+fmtDur(res.Commit.Percentile(0.99)),
 		"p99 <= "+targetMS(targetIngestP99), atMost(float64(res.Commit.Percentile(0.99)), float64(targetIngestP99)))
 	r.rep.Add(s, "messages stored / commits / per commit",
 		fmt.Sprintf("%s / %s / %.1f", fmtCount(float64(res.Messages)), fmtCount(float64(res.Commits)), res.PerCommit), "", Info)
-	r.rep.Add(s, "  disk: one 4 KiB write + fsync, p50 / p99 (a commit needs two)",
+	r.rep.Add(s, "  disk: one 4 KiB write + fsync, p50 / p99 (a commit needs one)",
 		fmtDur(disk.Percentile(0.5))+" / "+fmtDur(disk.Percentile(0.99)), "", Info)
 	if res.Errors > 0 {
 		r.rep.Add(s, "failed Receive calls", fmt.Sprintf("%d (first: %v)", res.Errors, res.FirstErr), "0", Fail)
