@@ -92,6 +92,9 @@ func (v *oview) layers() []layer {
 	return out
 }
 
+// maxMerge is the largest layer the committer merges into.
+const maxMerge = 16 << 10
+
 // withLayer returns the view after one more group commit. Layers of
 // similar size are merged so a lookup checks only a logarithmic number of
 // them; merging builds new slices, so older views stay intact.
@@ -100,7 +103,10 @@ func (v *oview) withLayer(l layer, seq uint64) *oview {
 	active := make([]olayer, 0, len(v.active)+1)
 	active = append(active, newOlayer(l))
 	active = append(active, v.active...)
-	for len(active) >= 2 && 2*len(active[0].l) >= len(active[1].l) {
+	// Only small layers merge: the committer does the merging, and copying
+	// a large layer would stall every writer for its length. Bloom filters
+	// keep the few large layers cheap to pass over.
+	for len(active) >= 2 && 2*len(active[0].l) >= len(active[1].l) && len(active[1].l) < maxMerge {
 		m := mergeLayers(active[0].l, active[1].l)
 		nv.size -= len(active[0].l) + len(active[1].l) - len(m)
 		active = append([]olayer{newOlayer(m)}, active[2:]...)

@@ -110,6 +110,9 @@ type Store struct {
 	frozen time.Time
 	ckpt   *checkpoint // running, if any
 	ckptq  chan *checkpoint
+	// spare carries the next log segment, made ahead of time by prepare.
+	spare  chan *wal
+	prepWG sync.WaitGroup
 	ckptWG sync.WaitGroup
 
 	// gen changes when Compact replaces the file, which invalidates every
@@ -216,6 +219,7 @@ func Open(path string, opts Options) (*Store, error) {
 		commitC: opts.OnCommit,
 		done:    make(chan struct{}),
 		ckptq:   make(chan *checkpoint, 1),
+		spare:   make(chan *wal, 1),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -320,8 +324,17 @@ func (s *Store) recover() error {
 	}
 	var pending []layer
 	last := at
-	for i, sg := range segs {
+	// A record cut short can only be the last one written: the group
+	// commit a crash interrupted. One followed by records in a later
+	// segment means damage, and replaying past it would lose writes.
+	damaged := ""
+	for _, sg := range segs {
+		records := 0
 		torn, err := readSegment(sg.name, id, func(seq uint64, l layer) error {
+			records++
+			if damaged != "" {
+				return fmt.Errorf("log segment %s is damaged before its end", damaged)
+			}
 			if seq <= at {
 				return nil
 			}
@@ -339,8 +352,8 @@ func (s *Store) recover() error {
 		if err != nil {
 			return err
 		}
-		if torn && i != len(segs)-1 {
-			return fmt.Errorf("log segment %s is damaged before its end", filepath.Base(sg.name))
+		if torn {
+			damaged = filepath.Base(sg.name)
 		}
 	}
 	if len(pending) > 0 {
@@ -362,11 +375,16 @@ func (s *Store) recover() error {
 	}
 	s.seq = last
 	s.id = id
-	w, err := openSegment(s.path, id, last+1)
+	n := uint64(1)
+	if len(segs) > 0 {
+		n = segs[len(segs)-1].n + 1
+	}
+	w, err := openSegment(s.path, id, n)
 	if err != nil {
 		return err
 	}
 	s.wal = w
+	s.prepare(n + 1)
 	return nil
 }
 
@@ -613,9 +631,17 @@ func (s *Store) Close() error {
 		<-s.pubDone
 		s.ckptWG.Wait()
 		var errs []error
+		s.prepWG.Wait()
+		select {
+		case w := <-s.spare:
+			if w != nil {
+				errs = append(errs, w.close())
+			}
+		default:
+		}
 		if s.wal != nil {
 			errs = append(errs, s.wal.close())
-			if s.failed == nil && s.ckpt == nil && !s.testCrash.Load() {
+			if v := s.oview.Load(); v.size == 0 && len(v.frozen) == 0 && s.failed == nil && !s.testCrash.Load() {
 				// Everything logged is in the file now.
 				if segs, err := segments(s.path); err == nil {
 					for _, sg := range segs {
@@ -799,16 +825,22 @@ func (s *Store) freeze() {
 	if s.failed != nil || s.ckpt != nil {
 		return
 	}
-	old, err := segments(s.path)
+	all, err := segments(s.path)
 	if err != nil {
 		s.log.Error("bolt: list log segments", "err", err)
 		return
 	}
-	w, err := openSegment(s.path, s.id, s.seq+1)
-	if err != nil {
-		s.log.Error("bolt: start a log segment", "err", err)
+	var old []segment
+	for _, sg := range all {
+		if sg.n <= s.wal.n {
+			old = append(old, sg)
+		}
+	}
+	w := s.takeSpare(s.wal.n + 1)
+	if w == nil {
 		return
 	}
+	s.prepare(w.n + 1)
 	if err := s.wal.close(); err != nil {
 		s.log.Warn("bolt: close log segment", "err", err)
 	}
@@ -820,6 +852,42 @@ func (s *Store) freeze() {
 	s.viewMu.Unlock()
 	s.ckpt = &checkpoint{layers: plain(v.active), seq: v.seq, segs: old, done: make(chan struct{})}
 	s.ckptq <- s.ckpt
+}
+
+// prepare makes log segment n ahead of time, in the background.
+func (s *Store) prepare(n uint64) {
+	s.prepWG.Add(1)
+	go func() {
+		defer s.prepWG.Done()
+		w, err := openSegment(s.path, s.id, n)
+		if err != nil {
+			s.log.Warn("bolt: make the next log segment ahead", "err", err)
+			w = nil
+		}
+		s.spare <- w
+	}()
+}
+
+// takeSpare returns segment n, made ahead of time by prepare (waiting for
+// it if it is still being made), or nil when that failed and making it now
+// fails too.
+func (s *Store) takeSpare(n uint64) *wal {
+	w := <-s.spare
+	if w != nil && w.n == n {
+		return w
+	}
+	if w != nil {
+		_ = w.close()
+		_ = os.Remove(segmentName(s.path, w.n))
+	}
+	w, err := openSegment(s.path, s.id, n)
+	if err != nil {
+		s.log.Error("bolt: start a log segment", "err", err)
+		// Nothing is lost: the current segment goes on; try again later.
+		s.prepare(n)
+		return nil
+	}
+	return w
 }
 
 // answerFlush answers a flush request: nothing to wait for when the overlay
@@ -884,6 +952,7 @@ func (s *Store) checkpointer() {
 				return
 			}
 			s.runCheckpoint(c)
+
 		case <-tick.C:
 			if v := s.oview.Load(); v.size > 0 && len(v.frozen) == 0 {
 				go s.nudge()

@@ -16,10 +16,11 @@ import (
 // per group commit, appended to the current segment file and synced. A
 // record holds the group's final writes (key, value or deletion), so
 // replaying records in order onto the bbolt file rebuilds exactly the state
-// the commits acknowledged. Segments are named after the first group commit
-// they may hold; once the checkpointer has copied a segment's commits into
-// bbolt (and recorded the last one there, in the same transaction), the
-// segment is removed.
+// the commits acknowledged. Segments are numbered in the order they are
+// used; once the checkpointer has copied a segment's commits into bbolt
+// (and recorded the last one there, in the same transaction), the segment
+// is removed. The next segment is made ahead of time, off the committer's
+// path, so switching to it costs the committer nothing.
 //
 // A segment starts with a header: 8 bytes of magic and the 16-byte id of
 // the database it belongs to, so segments left beside a file that was
@@ -44,19 +45,19 @@ const segHeader = 8 + 16
 const maxRecord = 1 << 30
 
 type wal struct {
-	path  string // the database's path; segments are path.wal-<seq>
-	f     *os.File
-	start uint64
-	buf   []byte
+	path string // the database's path; segments are path.wal-<n>
+	f    *os.File
+	n    uint64
+	buf  []byte
 }
 
-func segmentName(path string, start uint64) string {
-	return fmt.Sprintf("%s.wal-%016x", path, start)
+func segmentName(path string, n uint64) string {
+	return fmt.Sprintf("%s.wal-%016x", path, n)
 }
 
 type segment struct {
-	name  string
-	start uint64
+	name string
+	n    uint64
 }
 
 // segments lists the log's segment files in order.
@@ -68,19 +69,19 @@ func segments(path string) ([]segment, error) {
 	var out []segment
 	for _, m := range matches {
 		hex := strings.TrimPrefix(m, path+".wal-")
-		start, err := strconv.ParseUint(hex, 16, 64)
+		n, err := strconv.ParseUint(hex, 16, 64)
 		if err != nil || len(hex) != 16 {
 			continue // not ours
 		}
-		out = append(out, segment{name: m, start: start})
+		out = append(out, segment{name: m, n: n})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].start < out[j].start })
+	sort.Slice(out, func(i, j int) bool { return out[i].n < out[j].n })
 	return out, nil
 }
 
-// openSegment creates the segment for group commits from start on.
-func openSegment(path string, id []byte, start uint64) (*wal, error) {
-	name := segmentName(path, start)
+// openSegment creates segment number n.
+func openSegment(path string, id []byte, n uint64) (*wal, error) {
+	name := segmentName(path, n)
 	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create log segment: %w", err)
@@ -98,7 +99,7 @@ func openSegment(path string, id []byte, start uint64) (*wal, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("create log segment: sync directory: %w", err)
 	}
-	return &wal{path: path, f: f, start: start}, nil
+	return &wal{path: path, f: f, n: n}, nil
 }
 
 // append writes one group commit and syncs it.
