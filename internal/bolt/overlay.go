@@ -1,6 +1,8 @@
 package bolt
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"slices"
 	"sort"
 	"strings"
@@ -24,6 +26,7 @@ type oentry struct {
 	key string // versionKey(top, sub, key)
 	val []byte
 	del bool
+	h   uint64 // keyHash(key), computed once for every filter the entry enters
 }
 
 // layer is a sorted run of entries with unique keys.
@@ -40,7 +43,7 @@ type olayer struct {
 func newOlayer(l layer) olayer {
 	b := newBloom(len(l))
 	for i := range l {
-		b.add(keyHash(l[i].key))
+		b.add(l[i].h)
 	}
 	return olayer{l: l, bloom: b}
 }
@@ -134,15 +137,24 @@ func (b bloom) has(h uint64) bool {
 	return b[p1/64]&(1<<(p1%64)) != 0 && b[p2/64]&(1<<(p2%64)) != 0
 }
 
-// keyHash is 64-bit FNV-1a: no seed to keep, and keys are not chosen by
-// anyone who gains from collisions (they only cost a search).
+// keyHash mixes the key eight bytes at a time (multiply and rotate, as
+// FNV-style hashes do per byte): no seed to keep, and keys are not chosen
+// by anyone who gains from collisions (they only cost a search).
 func keyHash(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
+	const m = 0x9e3779b97f4a7c15
+	h := uint64(len(s)) * m
+	for len(s) >= 8 {
+		h = bits.RotateLeft64((h^binary.LittleEndian.Uint64([]byte(s[:8])))*m, 29)
+		s = s[8:]
 	}
-	return h
+	var tail uint64
+	for i := len(s) - 1; i >= 0; i-- {
+		tail = tail<<8 | uint64(s[i])
+	}
+	h = (h ^ tail) * m
+	h ^= h >> 32
+	h *= m
+	return h ^ h>>29
 }
 
 // mergeLayers merges two sorted layers; newer wins on equal keys.

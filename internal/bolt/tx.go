@@ -190,7 +190,7 @@ func (t *tx) del(top, sub, key []byte) error {
 }
 
 func (t *tx) set(vk string, e *oentry) {
-	e.key = vk
+	e.key, e.h = vk, keyHash(vk)
 	t.w.undo = append(t.w.undo, wundo{vk: vk, prev: t.w.m[vk]})
 	t.w.m[vk] = e
 	t.writes++

@@ -210,7 +210,7 @@ func decodeRecord(p []byte) (uint64, layer, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		e := oentry{key: string(k), del: del}
+		e := oentry{key: string(k), del: del, h: keyHash(string(k))}
 		if !del {
 			e.val = append([]byte{}, v...)
 		}
