@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unsafe"
 )
 
 // The overlay holds what is durable in the write-ahead log but not yet in
@@ -217,7 +218,10 @@ func (s *layerSrc) at() (k []byte, e *oentry) {
 		return nil, nil
 	}
 	e = &s.ents[s.i]
-	return []byte(e.key[s.plen:]), e
+	// The key's bytes are shared with the layer, which nobody modifies:
+	// a scan step allocates nothing.
+	key := e.key[s.plen:]
+	return unsafe.Slice(unsafe.StringData(key), len(key)), e
 }
 
 // seek positions at the first key >= k.
