@@ -132,9 +132,12 @@ func (s *Store) Speculate(ctx context.Context, fn func(inbox.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	s.inflight.Add(1)
 	sp := s.speculate(fn)
 	r := &request{fn: fn, spec: sp, res: make(chan error, 1)}
-	if err := s.enqueue(ctx, r); err != nil {
+	err := s.enqueue(ctx, r)
+	s.inflight.Add(-1)
+	if err != nil {
 		return err
 	}
 	select {

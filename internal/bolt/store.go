@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -121,6 +122,8 @@ type Store struct {
 	ver versions
 	// speculated counts speculative runs applied without running fn again.
 	speculated atomic.Uint64
+	// inflight counts speculative runs underway, not yet queued.
+	inflight atomic.Int64
 
 	mu     sync.RWMutex // guards closed against sends on reqs
 	closed bool
@@ -670,6 +673,7 @@ func (s *Store) isClosed() bool {
 // whatever else is already queued so one log sync serves them all.
 func (s *Store) committer() {
 	batch := make([]*request, 0, s.max)
+	yields := 0
 	for r := range s.reqs {
 		batch = append(batch[:0], r)
 	drain:
@@ -680,10 +684,20 @@ func (s *Store) committer() {
 					break drain
 				}
 				batch = append(batch, r)
+				continue
 			default:
+			}
+			// Writers that are running their unit of work ahead (see
+			// Speculate) are moments from joining: yield to them a few
+			// times rather than pay a log sync (kernel CPU) for a group of
+			// one or two. No timer: nothing waits when nobody is coming.
+			if yields >= maxYields || s.inflight.Load() == 0 {
 				break drain
 			}
+			yields++
+			runtime.Gosched()
 		}
+		yields = 0
 		s.commit(batch)
 		clear(batch) // let answered requests be collected
 	}
@@ -691,6 +705,10 @@ func (s *Store) committer() {
 	close(s.ckptq)
 	close(s.done) // not deferred: a committer lost to Goexit has a successor
 }
+
+// maxYields bounds how often the committer yields to writers about to
+// join a group before it commits without them.
+const maxYields = 3
 
 // commit runs one batch as one group: every request on the same state, its
 // writes in one buffer, logged with one sync. Each request's outcome is kept
