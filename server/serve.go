@@ -41,6 +41,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	commitLatency := reg.Histogram("onebox_store_commit_seconds", "Time to commit one group of writes to disk.", metrics.LatencyBuckets())
 	commitBatch := reg.Histogram("onebox_store_commit_batch_size", "Writes committed together in one transaction.", []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024})
 	eventsTotal := reg.Counter("onebox_events_total", "Events appended to tenants' logs.")
+	ckptLatency := reg.Histogram("onebox_store_checkpoint_seconds", "Time to copy the store's write-ahead log into its file (bbolt).", metrics.LatencyBuckets())
+	ckptEntries := reg.Counter("onebox_store_checkpoint_entries_total", "Records copied from the store's write-ahead log into its file (bbolt).")
 
 	// With NATS, live events reach the sockets every process holds; a
 	// process that misses some fills the gap from the shared store.
@@ -111,6 +113,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		OnCommit: func(d time.Duration, n int) {
 			commitLatency.Observe(d.Seconds())
 			commitBatch.Observe(float64(n))
+		},
+		OnCheckpoint: func(d time.Duration, n int) {
+			ckptLatency.Observe(d.Seconds())
+			ckptEntries.Add(float64(n))
 		},
 	})
 	if err != nil {

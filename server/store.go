@@ -38,6 +38,9 @@ type storeHooks struct {
 	Logger    *slog.Logger
 	Publisher inbox.Publisher
 	OnCommit  func(d time.Duration, batch int)
+	// OnCheckpoint hears of each copy of bbolt's write-ahead log into its
+	// file (bbolt only).
+	OnCheckpoint func(d time.Duration, entries int)
 }
 
 // openedStore is the store serve runs on and what differs between the two
@@ -70,7 +73,7 @@ func openStore(ctx context.Context, dsn, dataDir string, hooks storeHooks) (*ope
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
-		s, err := bolt.Open(storePath(dataDir), bolt.Options{Logger: hooks.Logger, Publisher: hooks.Publisher, OnCommit: hooks.OnCommit})
+		s, err := bolt.Open(storePath(dataDir), bolt.Options{Logger: hooks.Logger, Publisher: hooks.Publisher, OnCommit: hooks.OnCommit, OnCheckpoint: hooks.OnCheckpoint})
 		if err != nil {
 			return nil, err
 		}

@@ -55,10 +55,14 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxBatch caps how many Updates share one commit (default 1024).
 	MaxBatch int
-	// OnCommit, when set, is called from the committer after every successful
-	// commit with the write transaction's duration (including fsync) and the
-	// number of Updates it carried. It must be quick: commits wait for it.
+	// OnCommit, when set, is called from the committer after every group
+	// commit with its duration (running the writes, appending them to the
+	// log and syncing it) and the number of Updates it carried. It must be
+	// quick: commits wait for it.
 	OnCommit func(d time.Duration, batch int)
+	// OnCheckpoint, when set, is called from the checkpointer after each
+	// checkpoint with its duration and the entries it copied into the file.
+	OnCheckpoint func(d time.Duration, entries int)
 }
 
 // Checkpoint policy: the committer freezes the overlay for the checkpointer
@@ -97,6 +101,7 @@ type Store struct {
 	log     *slog.Logger
 	max     int
 	commitC func(time.Duration, int)
+	ckptC   func(time.Duration, int)
 
 	// oview is the overlay every reader starts from; viewMu orders the two
 	// goroutines that publish new ones (committer and checkpointer).
@@ -220,6 +225,7 @@ func Open(path string, opts Options) (*Store, error) {
 		log:     opts.Logger,
 		max:     opts.MaxBatch,
 		commitC: opts.OnCommit,
+		ckptC:   opts.OnCheckpoint,
 		done:    make(chan struct{}),
 		ckptq:   make(chan *checkpoint, 1),
 		spare:   make(chan *wal, 1),
@@ -1008,6 +1014,9 @@ func (s *Store) runCheckpoint(c *checkpoint) {
 	s.oview.Store(&oview{active: v.active, seq: v.seq, size: v.size})
 	s.viewMu.Unlock()
 	s.log.Debug("bolt: checkpoint", "entries", len(flat), "through", c.seq, "flatten", flatD, "took", time.Since(start))
+	if s.ckptC != nil {
+		s.ckptC(time.Since(start), len(flat))
+	}
 	for _, sg := range c.segs {
 		if err := os.Remove(sg.name); err != nil && !errors.Is(err, os.ErrNotExist) {
 			s.log.Warn("bolt: remove checkpointed log segment", "err", err, "segment", sg.name)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onebox/onebox/internal/inbox"
 )
@@ -304,5 +305,40 @@ func TestRestoredFileIgnoresTheOldLog(t *testing.T) {
 	}
 	if err := s.View(ctx, func(tx inbox.Tx) error { return tx.Get(c, "after-backup", nil) }); !errors.Is(err, inbox.ErrNotFound) {
 		t.Errorf("the replaced store's log was replayed onto the restored file: %v", err)
+	}
+}
+
+// TestCheckpointIsReported: operators see checkpoints through OnCheckpoint
+// (the server's /metrics), with the records each copied into the file.
+func TestCheckpointIsReported(t *testing.T) {
+	type report struct{ entries int }
+	got := make(chan report, 4)
+	s, err := Open(filepath.Join(t.TempDir(), "onebox.db"), Options{OnCheckpoint: func(_ time.Duration, n int) { got <- report{n} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	c := inbox.Collection{Tenant: "a", Name: "c"}
+	if err := s.Update(ctx, func(tx inbox.Tx) error {
+		for i := range 3 {
+			if err := tx.Put(c, fmt.Sprint(i), i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-got:
+		if r.entries != 3 {
+			t.Errorf("checkpoint reported %d entries, want the 3 records written", r.entries)
+		}
+	default:
+		t.Fatal("flush returned before the checkpoint was reported")
 	}
 }
