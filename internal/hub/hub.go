@@ -384,6 +384,18 @@ func (h *Hub) Subscribe(tenantID string, sess inbox.Session, sink Sink) (*Subscr
 			online: make(map[string]map[string]struct{}),
 			seen:   make(map[string]time.Time),
 		}
+	}
+	// The subscription joins its tenant before a fresh tenant subscribes
+	// on the broker, so the catch-up a networked broker asks for once the
+	// server knows of the subscription reaches it: it waits, paused, until
+	// Start.
+	s := &Subscription{hub: h, t: t, session: sess, sink: sink}
+	t.mu.Lock()
+	t.subs[s] = struct{}{}
+	t.local[sess.AgentID]++
+	first := t.local[sess.AgentID] == 1
+	t.mu.Unlock()
+	if fresh {
 		// A networked broker returns once the server knows of the
 		// subscription, a round trip: not under h.mu, which Online and
 		// other tenants need meanwhile. pmu keeps every other change of
@@ -402,12 +414,6 @@ func (h *Hub) Subscribe(tenantID string, sess inbox.Session, sink Sink) (*Subscr
 		t.cancel = cancel
 		h.tenants[tenantID] = t
 	}
-	s := &Subscription{hub: h, t: t, session: sess, sink: sink}
-	t.mu.Lock()
-	t.subs[s] = struct{}{}
-	t.local[sess.AgentID]++
-	first := t.local[sess.AgentID] == 1
-	t.mu.Unlock()
 	h.mu.Unlock()
 	h.subscribers.Add(1)
 
