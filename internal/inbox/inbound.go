@@ -50,7 +50,7 @@ func (s *Service) storeBatch(ctx context.Context, channelID string, batch []Inbo
 	// Re-runnable: out is refilled from scratch on every run.
 	err := s.updateRerunnable(ctx, func(tx Tx) error {
 		out = out[:0]
-		ch, err := s.channelIn(tx, channelID)
+		ch, err := s.channelHeader(tx, channelID)
 		if err != nil {
 			return err
 		}
@@ -238,7 +238,7 @@ type StatusReport struct {
 // within PendingStatusTTL (statuses.go); status only moves forward.
 func (s *Service) ReportStatus(ctx context.Context, channelID string, reports []StatusReport) error {
 	return s.updateRerunnable(ctx, func(tx Tx) error {
-		ch, err := s.channelIn(tx, channelID)
+		ch, err := s.channelHeader(tx, channelID)
 		if err != nil {
 			return err
 		}

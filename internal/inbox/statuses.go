@@ -214,7 +214,7 @@ func (s *Service) ReadUpTo(ctx context.Context, channelID, handle string, at tim
 	n := 0
 	err := s.store.Update(ctx, func(tx Tx) error {
 		n = 0
-		ch, err := s.channelIn(tx, channelID)
+		ch, err := s.channelHeader(tx, channelID)
 		if err != nil {
 			return err
 		}
@@ -265,7 +265,7 @@ func (s *Service) ReadUpTo(ctx context.Context, channelID, handle string, at tim
 func (s *Service) ExternalIDsKnown(ctx context.Context, channelID string, ids []string) (map[string]bool, error) {
 	known := map[string]bool{}
 	err := s.store.View(ctx, func(tx Tx) error {
-		ch, err := s.channelIn(tx, channelID)
+		ch, err := s.channelHeader(tx, channelID)
 		if err != nil {
 			return err
 		}
@@ -293,7 +293,7 @@ func (s *Service) AddExternalID(ctx context.Context, channelID, messageID, exter
 		return nil
 	}
 	return s.store.Update(ctx, func(tx Tx) error {
-		ch, err := s.channelIn(tx, channelID)
+		ch, err := s.channelHeader(tx, channelID)
 		if err != nil {
 			return err
 		}
