@@ -404,7 +404,12 @@ func applyLayer(btx *bbolt.Tx, l layer, seq uint64) error {
 		prefix string
 		b      *bbolt.Bucket
 	)
-	for _, e := range l {
+	for i, e := range l {
+		if i%512 == 511 {
+			// A checkpoint is background work: let the writers, whose
+			// callers are waiting, have the CPUs first.
+			runtime.Gosched()
+		}
 		top, sub, key, ok := splitVersionKey(e.key)
 		if !ok {
 			return fmt.Errorf("apply: malformed key %q", e.key)
