@@ -380,79 +380,47 @@ type head struct {
 }
 
 func (t *tx) scanForward(top, sub, pfx, start, after []byte, fn scanFunc) error {
-	srcs := t.sources(top, sub)
-	heads := make([]head, len(srcs))
-	seekAll := func(from []byte, skip []byte, only int) {
-		for i, s := range srcs {
-			if only >= 0 && i != only {
-				continue
-			}
-			k, e := s.seek(from)
-			if k != nil && len(skip) > 0 && bytes.Equal(k, skip) {
-				k, e = s.next()
-			}
-			heads[i] = head{k, e}
+	return t.mergeScan(top, sub, pfx, false, func(s msrc) ([]byte, *oentry) {
+		k, e := s.seek(start)
+		if k != nil && len(after) > 0 && bytes.Equal(k, after) {
+			return s.next()
 		}
-	}
-	seekAll(start, after, -1)
-	for {
-		win := -1
-		for i, h := range heads {
-			if h.k == nil || !bytes.HasPrefix(h.k, pfx) {
-				continue
-			}
-			if win < 0 || bytes.Compare(h.k, heads[win].k) < 0 {
-				win = i
-			}
-		}
-		if win < 0 {
-			return nil
-		}
-		key, e := heads[win].k, heads[win].e
-		val, del := e.val, e.del
-		for i := range heads {
-			if i != win && heads[i].k != nil && bytes.Equal(heads[i].k, key) {
-				heads[i].k, heads[i].e = srcs[i].next()
-			}
-		}
-		heads[win].k, heads[win].e = srcs[win].next()
-		if del {
-			continue
-		}
-		writes := t.writes
-		if more, err := fn(string(key), val); err != nil || !more {
-			return err
-		}
-		if t.writes != writes && t.w != nil {
-			// The callback wrote: only the buffer changed, rebuild its source.
-			last := bytes.Clone(key)
-			srcs[0] = newLayerSrc(t.w.layerOf(bucketPrefix(top, sub)), bucketPrefix(top, sub))
-			seekAll(last, last, 0)
-		}
-	}
+		return k, e
+	}, fn)
 }
 
 // scanReverse walks down from the exclusive upper bound (nil: unbounded).
 func (t *tx) scanReverse(top, sub, pfx, upper []byte, fn scanFunc) error {
+	return t.mergeScan(top, sub, pfx, true, func(s msrc) ([]byte, *oentry) {
+		return s.seekBefore(upper)
+	}, fn)
+}
+
+// mergeScan visits the keys with prefix pfx of every source of the bucket
+// in order (descending when reverse), starting where first places each
+// source: on equal keys the newest source wins, and a deletion hides what
+// the older sources hold.
+func (t *tx) mergeScan(top, sub, pfx []byte, reverse bool, first func(msrc) ([]byte, *oentry), fn scanFunc) error {
 	srcs := t.sources(top, sub)
 	heads := make([]head, len(srcs))
-	seekAll := func(bound []byte, only int) {
-		for i, s := range srcs {
-			if only >= 0 && i != only {
-				continue
-			}
-			k, e := s.seekBefore(bound)
-			heads[i] = head{k, e}
-		}
+	for i, s := range srcs {
+		heads[i].k, heads[i].e = first(s)
 	}
-	seekAll(upper, -1)
+	step := msrc.next
+	if reverse {
+		step = msrc.prev
+	}
 	for {
 		win := -1
 		for i, h := range heads {
 			if h.k == nil || !bytes.HasPrefix(h.k, pfx) {
 				continue
 			}
-			if win < 0 || bytes.Compare(h.k, heads[win].k) > 0 {
+			if win < 0 {
+				win = i
+				continue
+			}
+			if c := bytes.Compare(h.k, heads[win].k); !reverse && c < 0 || reverse && c > 0 {
 				win = i
 			}
 		}
@@ -463,10 +431,10 @@ func (t *tx) scanReverse(top, sub, pfx, upper []byte, fn scanFunc) error {
 		val, del := e.val, e.del
 		for i := range heads {
 			if i != win && heads[i].k != nil && bytes.Equal(heads[i].k, key) {
-				heads[i].k, heads[i].e = srcs[i].prev()
+				heads[i].k, heads[i].e = step(srcs[i])
 			}
 		}
-		heads[win].k, heads[win].e = srcs[win].prev()
+		heads[win].k, heads[win].e = step(srcs[win])
 		if del {
 			continue
 		}
@@ -475,9 +443,15 @@ func (t *tx) scanReverse(top, sub, pfx, upper []byte, fn scanFunc) error {
 			return err
 		}
 		if t.writes != writes && t.w != nil {
+			// The callback wrote: only the buffer changed, so its source is
+			// rebuilt and placed just past the key visited.
 			last := bytes.Clone(key)
 			srcs[0] = newLayerSrc(t.w.layerOf(bucketPrefix(top, sub)), bucketPrefix(top, sub))
-			seekAll(last, 0)
+			if reverse {
+				heads[0].k, heads[0].e = srcs[0].seekBefore(last)
+			} else if heads[0].k, heads[0].e = srcs[0].seek(last); heads[0].k != nil && bytes.Equal(heads[0].k, last) {
+				heads[0].k, heads[0].e = srcs[0].next()
+			}
 		}
 	}
 }
