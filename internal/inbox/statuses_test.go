@@ -12,14 +12,14 @@ import (
 )
 
 // chanFixture is a service on a real store with one tenant, an agent and
-// one provider channel; every committed event is kept.
+// one provider channel.
 type chanFixture struct {
 	svc     *inbox.Service
+	store   inbox.Store
 	agent   inbox.Principal
 	channel inbox.Channel
 	mu      sync.Mutex
 	now     time.Time
-	events  []inbox.Event
 	wakes   int
 }
 
@@ -39,11 +39,8 @@ func newChanFixture(t *testing.T, typ string) *chanFixture {
 	t.Helper()
 	f := &chanFixture{now: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}
 	// bbolt, or PostgreSQL under TestPostgres
-	store := openStore(t, inbox.PublisherFunc(func(evs []inbox.Event) {
-		f.mu.Lock()
-		f.events = append(f.events, evs...)
-		f.mu.Unlock()
-	}))
+	store := openStore(t, nil)
+	f.store = store
 	var err error
 	f.svc, err = inbox.NewService(inbox.Config{Store: store, Now: f.clock, ReadReceipts: []string{inbox.ChannelWhatsApp},
 		OnOutbound: func() { f.mu.Lock(); f.wakes++; f.mu.Unlock() }})
@@ -153,12 +150,17 @@ func (f *chanFixture) message(t *testing.T, conv, id string) inbox.Message {
 	return inbox.Message{}
 }
 
-// updates counts message.updated events about id.
-func (f *chanFixture) updates(id string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// updates counts the message.updated events about id in the tenant's log
+// (read from the store: publication to subscribers happens after commit,
+// on its own goroutine).
+func (f *chanFixture) updates(t *testing.T, id string) int {
+	t.Helper()
+	events, _, err := f.store.Events(context.Background(), f.agent.Tenant.ID, 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := 0
-	for _, e := range f.events {
+	for _, e := range events {
 		if e.Type != inbox.EventMessageUpdated {
 			continue
 		}
@@ -197,7 +199,7 @@ func TestStatusBeforeSendResultIsApplied(t *testing.T) {
 	if got.Status != inbox.MsgRead || got.ExternalID != "gw-1" {
 		t.Fatalf("after: status %s external %q, want read gw-1", got.Status, got.ExternalID)
 	}
-	if n := f.updates(m.ID); n != 1 {
+	if n := f.updates(t, m.ID); n != 1 {
 		t.Errorf("%d message.updated events, want 1 (sent and the kept reports at once)", n)
 	}
 	// The kept reports are gone: nothing is left to drop.
@@ -234,7 +236,7 @@ func TestFailedNeverFollowsDeliveredAndDuplicatesChangeNothing(t *testing.T) {
 			t.Fatalf("step %d (%s): status %s, want %s", i, s.st, got, s.want)
 		}
 	}
-	if n := f.updates(m.ID); n != 3 {
+	if n := f.updates(t, m.ID); n != 3 {
 		t.Errorf("%d message.updated events, want 3 (sent, delivered, read)", n)
 	}
 }
