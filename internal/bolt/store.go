@@ -151,6 +151,9 @@ type Store struct {
 	// testCrash, when set, makes Close leave the log as a killed process
 	// would: no final checkpoint.
 	testCrash atomic.Bool
+	// testCheckpointFails makes every checkpoint fail, as a disk that
+	// refuses the file's writes would.
+	testCheckpointFails atomic.Bool
 	// testSnapshotted, when set, is called when a backup's read
 	// transaction has ended and before the copy is sent.
 	testSnapshotted func()
@@ -1006,10 +1009,17 @@ func (s *Store) runCheckpoint(c *checkpoint) {
 		s.oview.Store(&oview{active: v.active, frozen: []olayer{newOlayer(flat)}, seq: v.seq, size: v.size})
 	}
 	s.viewMu.Unlock()
-	for attempt := 0; ; attempt++ {
+	for {
 		err := s.writeCheckpoint(flat, c.seq)
 		if err == nil {
 			break
+		}
+		if s.isClosed() {
+			// Closing on a disk that refuses: leave the log as it is (the
+			// next start replays it) rather than hold Close up for ever.
+			s.log.Error("bolt: checkpoint failed while closing; the log keeps the writes for the next start", "err", err, "through", c.seq)
+			close(c.done)
+			return
 		}
 		s.log.Error("bolt: checkpoint failed; the log keeps the writes, retrying", "err", err, "through", c.seq)
 		time.Sleep(time.Second)
@@ -1031,6 +1041,9 @@ func (s *Store) runCheckpoint(c *checkpoint) {
 }
 
 func (s *Store) writeCheckpoint(l layer, seq uint64) error {
+	if s.testCheckpointFails.Load() {
+		return errors.New("checkpoint refused (test)")
+	}
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
 	return s.db.Update(func(btx *bbolt.Tx) error { return applyLayer(btx, l, seq) })

@@ -342,3 +342,42 @@ func TestCheckpointIsReported(t *testing.T) {
 		t.Fatal("flush returned before the checkpoint was reported")
 	}
 }
+
+// TestCloseWithFailingCheckpoints: when the file refuses every checkpoint,
+// Close still returns, and the log keeps every acknowledged write for the
+// next start.
+func TestCloseWithFailingCheckpoints(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "onebox.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := inbox.Collection{Tenant: "a", Name: "c"}
+	s.testCheckpointFails.Store(true)
+	for i := range 3 {
+		if err := s.Update(ctx, func(tx inbox.Tx) error { return tx.Put(c, fmt.Sprint(i), i) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close hangs while checkpoints fail")
+	}
+	if segs, _ := segments(path); len(segs) == 0 {
+		t.Fatal("the log was removed although its writes never reached the file")
+	}
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 3 {
+		if err := s.View(ctx, func(tx inbox.Tx) error { return tx.Get(c, fmt.Sprint(i), nil) }); err != nil {
+			t.Errorf("record %d after reopen: %v", i, err)
+		}
+	}
+}
