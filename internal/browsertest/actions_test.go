@@ -78,7 +78,7 @@ func TestConversationActions(t *testing.T) {
 	waitJS(t, admin, `document.getElementById("presence").getAttribute("aria-label").includes("Sofia Rossi")`, 5*time.Second)
 	waitJS(t, agent, fmt.Sprintf(`document.getElementById("presence").getAttribute("aria-label").includes(%s)`, jsString(me.Agent.Name)), 5*time.Second)
 
-	click(t, admin, convRow(conv))
+	openRow(t, admin, conv)
 	waitJS(t, admin, fmt.Sprintf(`document.getElementById("t-name").textContent === %q && !!document.querySelector("#t-assign option")`, handle), 5*time.Second)
 
 	// Assign to me, then to Sofia: her Mine filter shows it live.
@@ -133,7 +133,7 @@ func TestConversationActions(t *testing.T) {
 	}
 
 	// Typing: Sofia has the conversation open and sees the admin type.
-	click(t, agent, convRow(conv))
+	openRow(t, agent, conv)
 	waitJS(t, agent, fmt.Sprintf(`location.pathname === "/c/%s"`, conv), 5*time.Second)
 	waitJS(t, agent, `document.getElementById("typing").textContent === ""`, 3*time.Second)
 	const reply = "Sorry about that. A replacement is on its way."

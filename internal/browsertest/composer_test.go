@@ -54,7 +54,7 @@ func TestComposerFileAndProduct(t *testing.T) {
 	waitJS(t, ctx, `!document.getElementById("attach").hidden && !document.getElementById("product").hidden`, 10*time.Second)
 
 	// A picture, uploaded and sent with a caption.
-	click(t, ctx, convRow(web))
+	openRow(t, ctx, web)
 	waitJS(t, ctx, `document.getElementById("t-name").textContent === "Lea Vogel"`, 5*time.Second)
 	do(t, ctx, chromedp.SetUploadFiles(chromedp.ID("file"), []string{file}))
 	waitJS(t, ctx, `!document.getElementById("attach-preview").hidden && document.getElementById("attach-preview").textContent.includes("scratch.png (")`, 10*time.Second)
@@ -77,7 +77,7 @@ func TestComposerFileAndProduct(t *testing.T) {
 	// A product, picked from the catalog. The reply moved the picture's
 	// conversation to the top; click once the list has settled.
 	waitJS(t, ctx, fmt.Sprintf(`document.querySelector("#conv-list li").dataset.id === %q`, web), 5*time.Second)
-	click(t, ctx, convRow(sms))
+	openRow(t, ctx, sms)
 	waitJS(t, ctx, `document.getElementById("t-name").textContent === "+4915100000062"`, 5*time.Second)
 	click(t, ctx, "#product")
 	waitJS(t, ctx, `document.getElementById("dialog").open && !!document.querySelector(".product-pick")`, 5*time.Second)

@@ -43,7 +43,7 @@ func TestContactErasure(t *testing.T) {
 	ctxB, closeB := closableTab(t, e, false)
 	signInUI(t, ctxB, srv.base, keyB)
 	waitJS(t, ctxB, connected, 10*time.Second)
-	do(t, ctxB, chromedp.Click(chromedp.CSS(convRow(conv))))
+	openRow(t, ctxB, conv)
 	waitJS(t, ctxB, msgShown(2), 5*time.Second)
 	waitIDB(t, ctxB, "B's cache holds the conversation", func(dump string) bool {
 		return strings.Count(dump, marker) >= 2 && strings.Contains(dump, keep)
@@ -60,7 +60,7 @@ func TestContactErasure(t *testing.T) {
 	ctxA := tab(t, e, true)
 	signInUI(t, ctxA, srv.base, keyA)
 	waitJS(t, ctxA, connected, 10*time.Second)
-	do(t, ctxA, chromedp.Click(chromedp.CSS(convRow(conv))))
+	openRow(t, ctxA, conv)
 	waitJS(t, ctxA, fmt.Sprintf(`location.pathname === "/c/%s" && (%s)`, conv, msgShown(3)), 5*time.Second)
 	waitIDB(t, ctxA, "A's cache holds the conversation", func(dump string) bool {
 		return strings.Count(dump, marker) >= 3
