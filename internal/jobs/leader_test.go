@@ -81,25 +81,43 @@ func TestLeaderRunsAJobInOneProcessAndHandsItOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	leaderHandover(t, st, st, st)
+}
+
+// leaderHandover runs two processes, a and b, with the store each sees,
+// through the life of one job's lease: one runs the job while the other
+// polls; a graceful stop hands the lease over at once; a holder that
+// loses the store stops before its lease runs out, and the standby takes
+// over only after it has. probe reads the lease as a third process would.
+func leaderHandover(t *testing.T, a, b, probe inbox.Store) {
+	t.Helper()
 	clk := &clock{t: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}
 	const ttl = 40 * time.Second
-	stores := map[string]*cutStore{"a": {Store: st}, "b": {Store: st}}
-	leader := func(holder string) *Leader {
-		return NewLeader(LeaderConfig{Store: stores[holder], Holder: holder, TTL: ttl, Renew: 2 * time.Millisecond, Now: clk.Now})
+	stores := map[string]*cutStore{"a": {Store: a}, "b": {Store: b}}
+	leaseOf := func() inbox.Lease {
+		t.Helper()
+		l, err := inbox.LeaseOf(context.Background(), probe, "outbox")
+		if err != nil {
+			t.Fatalf("read lease: %v", err)
+		}
+		return l
 	}
 	r := &runs{events: make(chan string, 16)}
-	ctxs := map[string]context.CancelFunc{}
+	cancels := map[string]context.CancelFunc{}
 	done := map[string]chan error{}
 	start := func(holder string) {
 		ctx, cancel := context.WithCancel(context.Background())
-		ctxs[holder] = cancel
+		cancels[holder] = cancel
 		ch := make(chan error, 1)
 		done[holder] = ch
-		l, job := leader(holder), r.job(holder)
+		l := NewLeader(LeaderConfig{Store: stores[holder], Holder: holder, TTL: ttl, Renew: 2 * time.Millisecond, Now: clk.Now})
+		job := r.job(holder)
 		go func() { ch <- l.Run(ctx, "outbox", job) }()
 	}
 	stop := func(holder string) {
-		ctxs[holder]()
+		t.Helper()
+		cancels[holder]()
+		delete(cancels, holder)
 		select {
 		case err := <-done[holder]:
 			if err != nil {
@@ -109,27 +127,30 @@ func TestLeaderRunsAJobInOneProcessAndHandsItOver(t *testing.T) {
 			t.Fatalf("Run of %s did not return after cancel", holder)
 		}
 	}
+	defer func() { // a failed test's processes still stop
+		for h, cancel := range cancels {
+			cancel()
+			<-done[h]
+		}
+	}()
 	other := map[string]string{"a": "b", "b": "a"}
 
-	// Both processes start; one runs the job.
 	start("a")
 	start("b")
 	first := r.next(t)
-	holder := first[len("start "):]
 	if first != "start a" && first != "start b" {
 		t.Fatalf("first event %q", first)
 	}
-	// Let the other poll a few times (the clock does not move, so the
-	// lease stays valid): it must not start.
-	polled := inbox.Lease{}
+	holder := first[len("start "):]
+	// The standby polls every 2 ms against a lease that stays valid (the
+	// clock does not move): it must not start, and the lease must not move.
 	for range 20 {
-		if polled, err = inbox.LeaseOf(context.Background(), st, "outbox"); err != nil || polled.Holder != holder {
-			t.Fatalf("lease %+v, %v; want held by %s", polled, err, holder)
+		if l := leaseOf(); l.Holder != holder {
+			t.Fatalf("lease %+v, want held by %s", l, holder)
 		}
 	}
 
-	// A graceful stop releases the lease: the other takes over at once,
-	// without waiting for the TTL.
+	// A graceful stop hands the lease back: the standby starts at once.
 	stop(holder)
 	if e := r.next(t); e != "stop "+holder {
 		t.Fatalf("got %q, want the holder to stop", e)
@@ -138,37 +159,37 @@ func TestLeaderRunsAJobInOneProcessAndHandsItOver(t *testing.T) {
 		t.Fatalf("got %q, want %s to take over", e, other[holder])
 	}
 	holder = other[holder]
-	start(other[holder]) // the stopped process comes back, as a standby
+	start(other[holder]) // the stopped process comes back as the standby
 
-	// The holder loses the store (it may as well be dead): at 3/4 of the
-	// TTL after its last renewal it stops the job, while the lease is
-	// still valid, so nobody else runs it yet.
+	// The holder loses the database: it stops at 3/4 of the TTL after its
+	// last renewal, while its lease still stands, so nobody runs the job.
 	stores[holder].cut.Store(true)
 	clk.Advance(ttl*3/4 + time.Second)
 	if e := r.next(t); e != "stop "+holder {
 		t.Fatalf("got %q, want the cut-off holder to stop", e)
 	}
-	if l, _ := inbox.LeaseOf(context.Background(), st, "outbox"); l.Holder != holder {
+	if l := leaseOf(); l.Holder != holder {
 		t.Fatalf("lease %+v taken before it expired", l)
 	}
-	// Once the TTL has passed, the standby takes over.
+	// Past the TTL the standby takes the job.
 	clk.Advance(ttl / 4)
 	if e := r.next(t); e != "start "+other[holder] {
 		t.Fatalf("got %q, want %s to take over after the TTL", e, other[holder])
 	}
-	if r.overlap.Load() {
-		t.Fatal("the job ran in two processes at once")
+	if l := leaseOf(); l.Holder != other[holder] || !clk.Now().Before(l.Until) {
+		t.Fatalf("lease %+v at %s, want held by %s", l, clk.Now(), other[holder])
 	}
 
-	// The cut-off process comes back: it finds the lease taken and waits.
+	// The cut-off process gets the database back: it finds the lease
+	// taken and waits.
 	stores[holder].cut.Store(false)
 	for range 20 {
-		if l, _ := inbox.LeaseOf(context.Background(), st, "outbox"); l.Holder != other[holder] {
+		if l := leaseOf(); l.Holder != other[holder] {
 			t.Fatalf("lease %+v, want held by %s", l, other[holder])
 		}
 	}
-	// The standby stops first: stopping the holder first hands the lease
-	// back, and the standby could take it before its own stop.
+	// The standby stops first: stopped after the holder, it could take the
+	// lease the holder hands back and start once more.
 	stop(holder)
 	stop(other[holder])
 	if r.overlap.Load() {
