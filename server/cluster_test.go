@@ -94,24 +94,9 @@ func TestThreeProcessesShareOneStream(t *testing.T) {
 
 	// The team, through process 1: an admin, two agents who answer, and
 	// one whose key is revoked half way.
-	var created struct {
-		AccessKey string `json:"access_key"`
-	}
-	if st := p0.call("POST", "/api/v1/tenants", operatorToken, map[string]string{"name": "Three Processes"}, &created); st != 201 {
-		t.Fatalf("create tenant: %d", st)
-	}
-	admin := clusterIdentity{name: "admin", token: clusterSignIn(t, p0, created.AccessKey)}
-	var ch struct {
-		Channel struct {
-			ID string `json:"id"`
-		} `json:"channel"`
-	}
-	if st := p0.call("POST", "/api/v1/channels", admin.token, map[string]any{"type": "sms", "name": "SMS", "config": map[string]string{
-		"send_url": gw.srv.URL + "/v1/sms", "auth_token": clusterGatewayToken, "webhook_secret": clusterHookSecret, "from": crashFrom,
-	}}, &ch); st != 201 {
-		t.Fatalf("create SMS channel: %d", st)
-	}
-	c.channel = ch.Channel.ID
+	adminToken, channel := clusterTeam(t, p0, "Three Processes", gw.srv.URL+"/v1/sms")
+	admin := clusterIdentity{name: "admin", token: adminToken}
+	c.channel = channel
 	idents := []clusterIdentity{admin, clusterAgent(t, p0, admin.token, "Ada"), clusterAgent(t, p0, admin.token, "Bo"), clusterAgent(t, p0, admin.token, "Revoked Rae")}
 	revoked := idents[3]
 
@@ -1086,6 +1071,30 @@ func newHoldingGateway(t *testing.T) *holdingGateway {
 	return g
 }
 
+// clusterTeam creates a tenant through p and an SMS channel whose gateway
+// is sendURL, and returns the admin's session token and the channel's id.
+func clusterTeam(t *testing.T, p *proc, name, sendURL string) (adminToken, channelID string) {
+	t.Helper()
+	var created struct {
+		AccessKey string `json:"access_key"`
+	}
+	if st := p.call("POST", "/api/v1/tenants", operatorToken, map[string]string{"name": name}, &created); st != 201 {
+		t.Fatalf("create tenant: %d", st)
+	}
+	adminToken = clusterSignIn(t, p, created.AccessKey)
+	var ch struct {
+		Channel struct {
+			ID string `json:"id"`
+		} `json:"channel"`
+	}
+	if st := p.call("POST", "/api/v1/channels", adminToken, map[string]any{"type": "sms", "name": "SMS", "config": map[string]string{
+		"send_url": sendURL, "auth_token": clusterGatewayToken, "webhook_secret": clusterHookSecret, "from": crashFrom,
+	}}, &ch); st != 201 {
+		t.Fatalf("create SMS channel: %d", st)
+	}
+	return adminToken, ch.Channel.ID
+}
+
 // TestOutboxMovesWhenItsHolderIsKilled runs two processes on one database
 // and one NATS server with a short job lease. Replies are accepted while
 // the provider holds every send, then the process holding the outbox is
@@ -1103,25 +1112,9 @@ func TestOutboxMovesWhenItsHolderIsKilled(t *testing.T) {
 	procs := []*proc{startEnv(t, env, t.TempDir(), "--log-level", "debug"), startEnv(t, env, t.TempDir(), "--log-level", "debug")}
 	p0 := procs[0]
 
-	var created struct {
-		AccessKey string `json:"access_key"`
-	}
-	if st := p0.call("POST", "/api/v1/tenants", operatorToken, map[string]string{"name": "Lease"}, &created); st != 201 {
-		t.Fatalf("create tenant: %d", st)
-	}
-	token := clusterSignIn(t, p0, created.AccessKey)
-	var ch struct {
-		Channel struct {
-			ID string `json:"id"`
-		} `json:"channel"`
-	}
-	if st := p0.call("POST", "/api/v1/channels", token, map[string]any{"type": "sms", "name": "SMS", "config": map[string]string{
-		"send_url": gw.srv.URL + "/v1/sms", "auth_token": clusterGatewayToken, "webhook_secret": clusterHookSecret, "from": crashFrom,
-	}}, &ch); st != 201 {
-		t.Fatalf("create SMS channel: %d", st)
-	}
+	token, channelID := clusterTeam(t, p0, "Lease", gw.srv.URL+"/v1/sms")
 	body, _ := json.Marshal(map[string]any{"id": "seed", "from": crashContacts[0], "to": crashFrom, "text": "hello", "timestamp": time.Now().Unix()})
-	req, _ := http.NewRequest("POST", p0.url+"/webhooks/sms/"+ch.Channel.ID, bytes.NewReader(body))
+	req, _ := http.NewRequest("POST", p0.url+"/webhooks/sms/"+channelID, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(sms.SignatureHeader, sms.Sign(clusterHookSecret, body))
 	resp, err := http.DefaultClient.Do(req)

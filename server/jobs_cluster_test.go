@@ -655,23 +655,7 @@ func TestPushOnceAcrossProcesses(t *testing.T) {
 	defer gw.Close()
 	c := newJobsCluster(t, 3, "ONEBOX_WEBPUSH_ALLOWED_HOSTS="+wp.Host(), "ONEBOX_VAPID_SUBJECT=mailto:ops@acme.example")
 	p0 := c.procs[0]
-	var created struct {
-		AccessKey string `json:"access_key"`
-	}
-	if st := p0.call("POST", "/api/v1/tenants", operatorToken, map[string]string{"name": "Push Once"}, &created); st != 201 {
-		t.Fatalf("create tenant: %d", st)
-	}
-	admin := clusterSignIn(t, p0, created.AccessKey)
-	var ch struct {
-		Channel struct {
-			ID string `json:"id"`
-		} `json:"channel"`
-	}
-	if st := p0.call("POST", "/api/v1/channels", admin, map[string]any{"type": "sms", "name": "SMS", "config": map[string]string{
-		"send_url": gw.URL + "/v1/sms", "auth_token": clusterGatewayToken, "webhook_secret": clusterHookSecret, "from": crashFrom,
-	}}, &ch); st != 201 {
-		t.Fatalf("create SMS channel: %d", st)
-	}
+	admin, channelID := clusterTeam(t, p0, "Push Once", gw.URL+"/v1/sms")
 	ada := clusterAgent(t, c.procs[1], admin, "Ada")
 	bo := clusterAgent(t, c.procs[2], admin, "Bo")
 	var key struct {
@@ -703,7 +687,7 @@ func TestPushOnceAcrossProcesses(t *testing.T) {
 	hook := func(p *proc, from, text string) {
 		t.Helper()
 		raw, _ := json.Marshal(map[string]any{"id": uuid.NewString(), "from": from, "to": crashFrom, "text": text, "timestamp": time.Now().Unix()})
-		req, _ := http.NewRequest("POST", p.url+"/webhooks/sms/"+ch.Channel.ID, bytes.NewReader(raw))
+		req, _ := http.NewRequest("POST", p.url+"/webhooks/sms/"+channelID, bytes.NewReader(raw))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set(sms.SignatureHeader, sms.Sign(clusterHookSecret, raw))
 		resp, err := http.DefaultClient.Do(req)
