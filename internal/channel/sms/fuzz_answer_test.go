@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onebox/onebox/internal/channel"
+	"github.com/onebox/onebox/internal/channel/channeltest"
 	"github.com/onebox/onebox/internal/inbox"
 )
 
@@ -29,14 +29,7 @@ func FuzzSendAnswer(f *testing.F) {
 	f.Add(500, "99999999999", []byte(`{"error":null,"message":""}`))
 	f.Fuzz(func(t *testing.T, status int, retryAfter string, body []byte) {
 		s := NewSender(SenderConfig{Now: func() time.Time { return time.Unix(1749416383, 0) }})
-		h := http.Header{}
-		if retryAfter != "" {
-			h.Set("Retry-After", retryAfter)
-		}
-		if status < 100 || status > 599 {
-			status = 100 + int(uint(status)%500)
-		}
-		a := channel.Answer{Status: status, Header: h, Body: body}
+		a := channeltest.FuzzedAnswer(status, retryAfter, body)
 		id, err := s.read(a)
 		if a.Status >= 200 && a.Status < 300 {
 			if err != nil {

@@ -9,23 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onebox/onebox/internal/channel"
+	"github.com/onebox/onebox/internal/channel/channeltest"
 	"github.com/onebox/onebox/internal/inbox"
 )
-
-// answerOf builds the API answer a fuzzed input stands for; the status is
-// folded, if not a status already, into 100-599 so every class of answer
-// is reached.
-func answerOf(status int, retryAfter string, body []byte) channel.Answer {
-	h := http.Header{}
-	if retryAfter != "" {
-		h.Set("Retry-After", retryAfter)
-	}
-	if status < 100 || status > 599 {
-		status = 100 + int(uint(status)%500)
-	}
-	return channel.Answer{Status: status, Header: h, Body: body}
-}
 
 // FuzzSendAnswer: any answer to a send is accepted only as a 2xx JSON
 // envelope with code 0; anything else is a SendError with a code and a
@@ -45,7 +31,7 @@ func FuzzSendAnswer(f *testing.F) {
 	f.Add(401, "", []byte(`{"code":40105,"message":"Access token is invalid"}`))
 	f.Fuzz(func(t *testing.T, status int, retryAfter string, body []byte) {
 		s := NewSender(SenderConfig{Now: func() time.Time { return time.Unix(1749416383, 0) }})
-		a := answerOf(status, retryAfter, body)
+		a := channeltest.FuzzedAnswer(status, retryAfter, body)
 		var data struct {
 			Message struct {
 				MessageID string `json:"message_id"`
@@ -103,7 +89,7 @@ func FuzzDownloadLink(f *testing.F) {
 	f.Add(500, []byte(`{"code":50000}`))
 	f.Add(200, []byte(`{"code":"0"}`))
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		a := answerOf(status, "", body)
+		a := channeltest.FuzzedAnswer(status, "", body)
 		link, err := downloadLink(a)
 		if err != nil {
 			if link != "" {

@@ -9,25 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onebox/onebox/internal/channel"
+	"github.com/onebox/onebox/internal/channel/channeltest"
 	"github.com/onebox/onebox/internal/inbox"
 )
 
 var fuzzNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
-
-// answerOf builds the Graph API answer a fuzzed input stands for; the
-// status, if not one already, is folded into 100-599 so every class of
-// answer is reached.
-func answerOf(status int, retryAfter string, body []byte) channel.Answer {
-	h := http.Header{}
-	if retryAfter != "" {
-		h.Set("Retry-After", retryAfter)
-	}
-	if status < 100 || status > 599 {
-		status = 100 + int(uint(status)%500)
-	}
-	return channel.Answer{Status: status, Header: h, Body: body}
-}
 
 // retriedStatus is the statuses every adapter retries whatever the body.
 func retriedStatus(s int) bool {
@@ -52,7 +38,7 @@ func FuzzSendAnswer(f *testing.F) {
 	f.Add(500, "-5", []byte(`{"error":{"code":null,"message":null}}`))
 	f.Fuzz(func(t *testing.T, status int, retryAfter string, body []byte) {
 		s := NewSender(SenderConfig{Now: func() time.Time { return fuzzNow }})
-		a := answerOf(status, retryAfter, body)
+		a := channeltest.FuzzedAnswer(status, retryAfter, body)
 		var ok sendAnswer
 		err := s.read(a, &ok)
 		ok2xx := a.Status >= 200 && a.Status < 300
@@ -106,7 +92,7 @@ func FuzzMediaInfo(f *testing.F) {
 	f.Add(404, []byte(`{"error":{"message":"Unsupported get request","code":100}}`))
 	f.Add(200, []byte(`not json`))
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		a := answerOf(status, "", body)
+		a := channeltest.FuzzedAnswer(status, "", body)
 		info, err := readMediaInfo(a, max)
 		if err != nil {
 			if err.Error() == "" {
