@@ -1095,6 +1095,24 @@ func clusterTeam(t *testing.T, p *proc, name, sendURL string) (adminToken, chann
 	return adminToken, ch.Channel.ID
 }
 
+// clusterSMS delivers one signed customer SMS through p's webhook for the
+// channel made by clusterTeam and requires a 2xx.
+func clusterSMS(t *testing.T, p *proc, channelID, id, from, text string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"id": id, "from": from, "to": crashFrom, "text": text, "timestamp": time.Now().Unix()})
+	req, _ := http.NewRequest("POST", p.url+"/webhooks/sms/"+channelID, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(sms.SignatureHeader, sms.Sign(clusterHookSecret, body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("SMS webhook %s through %s: %d", id, p.url, resp.StatusCode)
+	}
+}
+
 // TestOutboxMovesWhenItsHolderIsKilled runs two processes on one database
 // and one NATS server with a short job lease. Replies are accepted while
 // the provider holds every send, then the process holding the outbox is
@@ -1113,18 +1131,7 @@ func TestOutboxMovesWhenItsHolderIsKilled(t *testing.T) {
 	p0 := procs[0]
 
 	token, channelID := clusterTeam(t, p0, "Lease", gw.srv.URL+"/v1/sms")
-	body, _ := json.Marshal(map[string]any{"id": "seed", "from": crashContacts[0], "to": crashFrom, "text": "hello", "timestamp": time.Now().Unix()})
-	req, _ := http.NewRequest("POST", p0.url+"/webhooks/sms/"+channelID, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(sms.SignatureHeader, sms.Sign(clusterHookSecret, body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("seed webhook: %d", resp.StatusCode)
-	}
+	clusterSMS(t, p0, channelID, "seed", crashContacts[0], "hello")
 	convs := clusterConversations(t, p0, token)
 	if len(convs) != 1 {
 		t.Fatalf("%d conversations, want 1", len(convs))

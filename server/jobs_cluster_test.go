@@ -25,7 +25,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/onebox/onebox/internal/channel/sms"
 	"github.com/onebox/onebox/internal/pgtest"
 	"github.com/onebox/onebox/internal/push"
 	"github.com/onebox/onebox/internal/push/pushtest"
@@ -686,18 +685,7 @@ func TestPushOnceAcrossProcesses(t *testing.T) {
 
 	hook := func(p *proc, from, text string) {
 		t.Helper()
-		raw, _ := json.Marshal(map[string]any{"id": uuid.NewString(), "from": from, "to": crashFrom, "text": text, "timestamp": time.Now().Unix()})
-		req, _ := http.NewRequest("POST", p.url+"/webhooks/sms/"+channelID, bytes.NewReader(raw))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(sms.SignatureHeader, sms.Sign(clusterHookSecret, raw))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			t.Fatalf("webhook through %s: %d", p.url, resp.StatusCode)
-		}
+		clusterSMS(t, p, channelID, uuid.NewString(), from, text)
 	}
 
 	// Nobody has a socket: each message is pushed to both agents once,
