@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/onebox/onebox"
+	"github.com/onebox/onebox/internal/bolt"
 	"github.com/onebox/onebox/internal/channel/demo"
 	"github.com/onebox/onebox/internal/httpapi"
 	"github.com/onebox/onebox/internal/hub"
@@ -124,6 +125,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	store = opened.Store
 	storeOpen := true
+	if !opened.Shared {
+		// The embedded store fsyncs on every group commit and checkpoint;
+		// see bolt.SyncThreads.
+		if before, after, changed := bolt.AllowSyncThreads(); changed {
+			log.Info("gomaxprocs raised for threads waiting in fsync", "from", before, "to", after)
+		}
+	}
 	defer func() {
 		if storeOpen {
 			store.Close()

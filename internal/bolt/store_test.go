@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -443,5 +445,26 @@ func TestTxUnusableAfterFn(t *testing.T) {
 	}
 	if _, err := leaked.Head("a"); !errors.Is(err, errFinished) {
 		t.Fatalf("Head on a finished tx = %v", err)
+	}
+}
+
+// TestAllowSyncThreads: the store's fsync threads get Ps of their own, once
+// however often it is called, and an operator's GOMAXPROCS is left alone.
+func TestAllowSyncThreads(t *testing.T) {
+	defer runtime.SetDefaultGOMAXPROCS()
+	t.Setenv("GOMAXPROCS", "")
+	os.Unsetenv("GOMAXPROCS")
+	runtime.SetDefaultGOMAXPROCS()
+	def := runtime.GOMAXPROCS(0)
+	for range 2 {
+		before, after, changed := AllowSyncThreads()
+		if !changed || before != def || after != def+SyncThreads || runtime.GOMAXPROCS(0) != def+SyncThreads {
+			t.Fatalf("AllowSyncThreads() = %d, %d, %v; GOMAXPROCS %d; want %d, %d, true", before, after, changed, runtime.GOMAXPROCS(0), def, def+SyncThreads)
+		}
+	}
+	t.Setenv("GOMAXPROCS", "1")
+	runtime.GOMAXPROCS(1)
+	if _, after, changed := AllowSyncThreads(); changed || after != 1 || runtime.GOMAXPROCS(0) != 1 {
+		t.Fatalf("with GOMAXPROCS=1 set: after %d, changed %v, GOMAXPROCS %d; want it left at 1", after, changed, runtime.GOMAXPROCS(0))
 	}
 }

@@ -58,8 +58,9 @@ type Config struct {
 	PerWorker int           // sockets per client process
 	Hold      time.Duration // idle: how long connected sockets sit before RSS is read
 
-	Writers  int // ingest
-	Contacts int // ingest
+	Writers    int    // ingest
+	Contacts   int    // ingest
+	CPUProfile string // ingest: where to write a CPU profile of the measured phase, if anywhere
 
 	Events int // fanout: events per phase
 
@@ -122,6 +123,7 @@ func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
 	fs.DurationVar(&c.Hold, "hold", c.Hold, "idle: how long the connected sockets sit (heartbeats on) before memory is read")
 	fs.IntVar(&c.Writers, "writers", c.Writers, "ingest: concurrent writers")
 	fs.IntVar(&c.Contacts, "contacts", c.Contacts, "ingest: customers the messages come from")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", c.CPUProfile, "ingest: write a CPU profile of the measured phase to this file (read it with go tool pprof)")
 	fs.IntVar(&c.Events, "events", c.Events, "fanout: events in each phase (a burst, then paced at 50,000 frames/s)")
 	fs.IntVar(&c.Rate, "rate", c.Rate, "e2e: messages per second")
 	fs.IntVar(&c.Tenants, "tenants", c.Tenants, "e2e: tenants")

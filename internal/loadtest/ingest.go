@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,7 +36,8 @@ type ingestResult struct {
 // storing one inbound customer message per Service.Receive call, from
 // contacts customers, for d. Every contact has a conversation before the
 // clock starts, so what is measured is the steady state of a busy inbox.
-func runIngest(ctx context.Context, dir string, writers, contacts int, d time.Duration) (*ingestResult, error) {
+// With a profile path, the measured phase's CPU profile is written there.
+func runIngest(ctx context.Context, dir string, writers, contacts int, d time.Duration, profile string) (*ingestResult, error) {
 	res := &ingestResult{Receive: new(Histogram), Commit: new(Histogram)}
 	var measuring atomic.Bool
 	var commits atomic.Int64
@@ -51,6 +54,10 @@ func runIngest(ctx context.Context, dir string, writers, contacts int, d time.Du
 		return nil, err
 	}
 	defer store.Close()
+	// As `onebox serve` runs on this store.
+	if _, _, changed := bolt.AllowSyncThreads(); changed {
+		defer runtime.SetDefaultGOMAXPROCS()
+	}
 	svc, err := inbox.NewService(inbox.Config{Store: store})
 	if err != nil {
 		return nil, err
@@ -86,6 +93,17 @@ func runIngest(ctx context.Context, dir string, writers, contacts int, d time.Du
 	var wg sync.WaitGroup
 	var n, nerr atomic.Int64
 	var errOnce sync.Once
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	stopAt := start.Add(d)
 	measuring.Store(true)

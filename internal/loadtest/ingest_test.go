@@ -2,6 +2,8 @@ package loadtest
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -10,9 +12,14 @@ import (
 func TestIngestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := runIngest(ctx, t.TempDir(), 4, 20, time.Second)
+	dir := t.TempDir()
+	profile := filepath.Join(dir, "cpu.pprof")
+	res, err := runIngest(ctx, dir, 4, 20, time.Second, profile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("CPU profile: %v (stat error %v); want a written profile", fi, err)
 	}
 	if res.Rate <= 0 || res.Messages <= 0 {
 		t.Fatalf("rate %v with %d messages; want a positive rate", res.Rate, res.Messages)

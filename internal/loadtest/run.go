@@ -168,7 +168,7 @@ func (r *runner) ingest(ctx context.Context) error {
 		return err
 	}
 	r.logf("ingest: %d writers, %d contacts, %s, bbolt with fsync in %s", c.Writers, c.Contacts, c.Duration, dir)
-	res, err := runIngest(ctx, dir, c.Writers, c.Contacts, c.Duration)
+	res, err := runIngest(ctx, dir, c.Writers, c.Contacts, c.Duration, c.CPUProfile)
 	if err != nil {
 		return err
 	}
