@@ -190,12 +190,25 @@ func plain(ols []olayer) []layer {
 }
 
 // flatten merges layers given newest first into one.
+// Neighbours merge pairwise, round after round, so each entry is copied
+// about log2(len(ls)) times rather than once per layer newer than it.
 func flatten(ls []layer) layer {
-	var out layer
-	for i := len(ls) - 1; i >= 0; i-- {
-		out = mergeLayers(ls[i], out)
+	if len(ls) == 0 {
+		return nil
 	}
-	return out
+	ls = slices.Clone(ls)
+	for len(ls) > 1 {
+		next := ls[:0]
+		for i := 0; i < len(ls); i += 2 {
+			if i+1 == len(ls) {
+				next = append(next, ls[i])
+				break
+			}
+			next = append(next, mergeLayers(ls[i], ls[i+1]))
+		}
+		ls = next
+	}
+	return ls[0]
 }
 
 // layerSrc iterates the entries of one layer inside one bucket (those whose
