@@ -3,7 +3,6 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -227,13 +226,7 @@ func (t *specTx) Get(c inbox.Collection, key string, v any) error {
 	if raw == nil {
 		return fmt.Errorf("%s %q: %w", c.Name, key, inbox.ErrNotFound)
 	}
-	if v == nil {
-		return nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("decode %s %q: %w", c.Name, key, err)
-	}
-	return nil
+	return decodeInto(c, key, raw, v)
 }
 
 func (t *specTx) Put(c inbox.Collection, key string, v any) error {

@@ -231,13 +231,7 @@ func (t *tx) Get(c inbox.Collection, key string, v any) error {
 	if raw == nil {
 		return fmt.Errorf("%s %q: %w", c.Name, key, inbox.ErrNotFound)
 	}
-	if v == nil {
-		return nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("decode %s %q: %w", c.Name, key, err)
-	}
-	return nil
+	return decodeInto(c, key, raw, v)
 }
 
 func (t *tx) Put(c inbox.Collection, key string, v any) error {
@@ -513,4 +507,23 @@ func (t *tx) Head(tenant string) (uint64, error) {
 		return 0, fmt.Errorf("head of tenant %q: corrupt value (%d bytes)", tenant, len(v))
 	}
 	return binary.BigEndian.Uint64(v), nil
+}
+
+// decodeInto decodes a stored record into v; a nil v only wanted to know
+// it exists. A *json.RawMessage gets the bytes as they are: the store
+// wrote them from a valid encoding, and callers that keep their own
+// decoded copies (the inbox's record cache) would otherwise pay for a
+// validation pass on every read.
+func decodeInto(c inbox.Collection, key string, raw []byte, v any) error {
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case *json.RawMessage:
+		*v = append((*v)[:0], raw...)
+		return nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decode %s %q: %w", c.Name, key, err)
+	}
+	return nil
 }
