@@ -87,6 +87,8 @@ var onBothStores = map[string]func(*testing.T){
 	"TestTemporaryFailuresRetryForADayThenFail":                 TestTemporaryFailuresRetryForADayThenFail,
 	"TestDeferredSendIsNotAnAttempt":                            TestDeferredSendIsNotAnAttempt,
 	"TestBeginSendMarksUncertainAfterACrash":                    TestBeginSendMarksUncertainAfterACrash,
+	"TestDecodedRecordsMatchTheStore":                           TestDecodedRecordsMatchTheStore,
+	"TestErasureForgetsDecodedRecords":                          TestErasureForgetsDecodedRecords,
 }
 
 // TestPostgres runs the service's acceptance tests on PostgreSQL.

@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -165,7 +166,7 @@ func (s *Service) ChannelByID(ctx context.Context, id string) (Channel, error) {
 // for every message opening the sealed config would cost an AES-GCM
 // open and a JSON decode on the busiest path there is.
 func (s *Service) channelHeader(tx Tx, id string) (Channel, error) {
-	r, tenant, err := channelRecordIn(tx, id)
+	r, tenant, err := s.channelRecordIn(tx, id)
 	if err != nil {
 		return Channel{}, err
 	}
@@ -175,7 +176,7 @@ func (s *Service) channelHeader(tx Tx, id string) (Channel, error) {
 }
 
 func (s *Service) channelIn(tx Tx, id string) (Channel, error) {
-	r, tenant, err := channelRecordIn(tx, id)
+	r, tenant, err := s.channelRecordIn(tx, id)
 	if err != nil {
 		return Channel{}, err
 	}
@@ -183,7 +184,7 @@ func (s *Service) channelIn(tx Tx, id string) (Channel, error) {
 }
 
 // channelRecordIn loads a channel's stored record and its tenant.
-func channelRecordIn(tx Tx, id string) (channelRecord, string, error) {
+func (s *Service) channelRecordIn(tx Tx, id string) (channelRecord, string, error) {
 	var tenant string
 	if err := tx.Get(global(CollChannelHome), id, &tenant); err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -191,9 +192,13 @@ func channelRecordIn(tx Tx, id string) (channelRecord, string, error) {
 		}
 		return channelRecord{}, "", err
 	}
-	var r channelRecord
-	if err := getIn(tx, tenant, CollChannels, id, "channel", &r); err != nil {
+	var raw json.RawMessage
+	if err := getIn(tx, tenant, CollChannels, id, "channel", &raw); err != nil {
 		return channelRecord{}, "", err
+	}
+	r, err := s.decoded.channels.decode(recordKey(tenant, id), raw, nil)
+	if err != nil {
+		return channelRecord{}, "", fmt.Errorf("load channel: decode: %w", err)
 	}
 	return r, tenant, nil
 }

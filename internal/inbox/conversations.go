@@ -28,6 +28,8 @@ func (s *Service) putConversation(tx Tx, c Conversation, event string) error {
 	if err := tx.Put(tenantColl(c.TenantID, CollConversations), c.ID, json.RawMessage(raw)); err != nil {
 		return err
 	}
+	// The next message in this conversation reads these bytes back.
+	s.decoded.conversations.put(recordKey(c.TenantID, c.ID), raw, storedConversation(c))
 	return s.emitEncoded(tx, c.TenantID, event, c, raw)
 }
 
@@ -100,14 +102,19 @@ func dropDueEntries(tx Tx, coll, tenant, id string, until time.Time) error {
 }
 
 func (s *Service) conversationOf(tx Tx, tenant, id string) (Conversation, error) {
-	var c Conversation
-	if err := getIn(tx, tenant, CollConversations, id, "conversation", &c); err != nil {
+	var raw json.RawMessage
+	if err := getIn(tx, tenant, CollConversations, id, "conversation", &raw); err != nil {
 		return Conversation{}, err
 	}
-	c.TenantID = tenant
-	if c.Labels == nil {
-		c.Labels = []string{}
+	c, err := s.decoded.conversations.decode(recordKey(tenant, id), raw, func(c *Conversation) {
+		if c.Labels == nil {
+			c.Labels = []string{}
+		}
+	})
+	if err != nil {
+		return Conversation{}, fmt.Errorf("load conversation: decode: %w", err)
 	}
+	c.TenantID = tenant
 	return c, nil
 }
 

@@ -249,6 +249,10 @@ func (s *Service) EraseStep(ctx context.Context, code string) (ErasureJob, error
 		}
 		return tx.Put(global(CollErasures), code, job)
 	})
+	// What this process remembers of decoded records goes too: the cache
+	// is only a shortcut, and an erased customer's details must not stay
+	// in memory. (Every entry, not the contact's: cheap, and erasure is rare.)
+	s.decoded.clear()
 	if err != nil {
 		return ErasureJob{}, fmt.Errorf("erase (%s): %w", code, err)
 	}

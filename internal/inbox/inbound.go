@@ -172,8 +172,8 @@ func (s *Service) contactFor(tx Tx, ch Channel, in Inbound, now time.Time) (Cont
 	var id string
 	err := tx.Get(tenantColl(tenant, CollContactHandle), ch.ID+"/"+in.ContactHandle, &id)
 	if err == nil {
-		var c Contact
-		if err := getIn(tx, tenant, CollContacts, id, "contact", &c); err != nil {
+		c, err := s.contactOf(tx, tenant, id)
+		if err != nil {
 			return Contact{}, err
 		}
 		if (in.ContactName != "" && in.ContactName != c.Name) || (in.ContactReplyTo != "" && in.ContactReplyTo != c.ReplyTo) {
@@ -202,6 +202,20 @@ func (s *Service) contactFor(tx Tx, ch Channel, in Inbound, now time.Time) (Cont
 		return Contact{}, err
 	}
 	return c, tx.Put(tenantColl(tenant, CollContactHandle), ch.ID+"/"+in.ContactHandle, c.ID)
+}
+
+// contactOf loads a contact.
+func (s *Service) contactOf(tx Tx, tenant, id string) (Contact, error) {
+	var raw json.RawMessage
+	if err := getIn(tx, tenant, CollContacts, id, "contact", &raw); err != nil {
+		return Contact{}, err
+	}
+	c, err := s.decoded.contacts.decode(recordKey(tenant, id), raw, nil)
+	if err != nil {
+		return Contact{}, fmt.Errorf("load contact: decode: %w", err)
+	}
+	c.TenantID = tenant
+	return c, nil
 }
 
 // conversationFor keeps one conversation per contact: a returning customer

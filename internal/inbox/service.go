@@ -52,6 +52,8 @@ type Service struct {
 	// secrets seals channel configs at rest (secrets.go); nil stores them
 	// as they are.
 	secrets *secretBox
+	// decoded spares hot records a JSON decode per message (decoded.go).
+	decoded decodedRecords
 }
 
 // NewService checks cfg and fills in defaults.
@@ -60,6 +62,7 @@ func NewService(cfg Config) (*Service, error) {
 		return nil, errors.New("inbox: a store is required")
 	}
 	s := &Service{
+		decoded:    newDecodedRecords(),
 		store:      cfg.Store,
 		live:       cfg.Live,
 		now:        cfg.Now,
