@@ -44,8 +44,8 @@ type spec struct {
 }
 
 type specWrite struct {
-	top, sub, key []byte
-	val           []byte // nil: delete
+	vk  string // versionKey(top, sub, key), made once for the speculation and the committer
+	val []byte // nil: delete
 }
 
 // versions remembers, for recently written keys, the transaction that last
@@ -271,7 +271,7 @@ func (t *specTx) write(top, sub []byte, key string, val []byte) {
 		return
 	}
 	t.overlay[vk] = len(t.sp.writes)
-	t.sp.writes = append(t.sp.writes, specWrite{top: top, sub: sub, key: []byte(key), val: val})
+	t.sp.writes = append(t.sp.writes, specWrite{vk: vk, val: val})
 }
 
 // checkKey refuses what bbolt would refuse at apply time, so a checked
@@ -334,14 +334,18 @@ func (t *tx) apply(sp *spec) error {
 		return err
 	}
 	for _, w := range sp.writes {
-		var err error
-		if w.val == nil {
-			err = t.del(w.top, w.sub, w.key)
-		} else {
-			err = t.put(w.top, w.sub, w.key, w.val)
+		if w.val != nil {
+			// specTx.Put checked the key and the value's size: the
+			// committer, which every writer waits for, does not again.
+			t.set(w.vk, &oentry{val: w.val})
+			continue
 		}
-		if err != nil {
-			return fmt.Errorf("apply %q/%q %q: %w", w.top, w.sub, w.key, err)
+		top, sub, key, ok := splitVersionKey(w.vk)
+		if !ok {
+			return fmt.Errorf("apply: malformed key %q", w.vk)
+		}
+		if err := t.del(top, sub, key); err != nil {
+			return fmt.Errorf("apply %q/%q %q: %w", top, sub, key, err)
 		}
 	}
 	for i, e := range sp.events {
