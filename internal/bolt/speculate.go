@@ -224,7 +224,7 @@ func (t *specTx) Get(c inbox.Collection, key string, v any) error {
 		raw = t.sn.get(top, sub, []byte(key), vk)
 	}
 	if raw == nil {
-		return fmt.Errorf("%s %q: %w", c.Name, key, inbox.ErrNotFound)
+		return &notFound{coll: c.Name, key: key}
 	}
 	return decodeInto(c, key, raw, v)
 }

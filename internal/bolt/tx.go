@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/onebox/onebox/internal/inbox"
 
@@ -229,7 +230,7 @@ func (t *tx) Get(c inbox.Collection, key string, v any) error {
 	}
 	raw := t.get(top, sub, []byte(key))
 	if raw == nil {
-		return fmt.Errorf("%s %q: %w", c.Name, key, inbox.ErrNotFound)
+		return &notFound{coll: c.Name, key: key}
 	}
 	return decodeInto(c, key, raw, v)
 }
@@ -521,9 +522,47 @@ func decodeInto(c inbox.Collection, key string, raw []byte, v any) error {
 	case *json.RawMessage:
 		*v = append((*v)[:0], raw...)
 		return nil
+	case *string:
+		// Index records hold one id as a JSON string; most need no
+		// unescaping.
+		if s, ok := plainJSONString(raw); ok {
+			*v = s
+			return nil
+		}
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		return fmt.Errorf("decode %s %q: %w", c.Name, key, err)
 	}
 	return nil
 }
+
+// plainJSONString reads a JSON string that has no escapes, control
+// characters or invalid UTF-8 (what encoding/json writes for ids); ok is
+// false for anything else, which the caller decodes the ordinary way.
+func plainJSONString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	for _, b := range body {
+		if b < 0x20 || b == '"' || b == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(body) {
+		return "", false
+	}
+	return string(body), true
+}
+
+// notFound is inbox.ErrNotFound naming the collection and key. Most reads
+// during ingest are lookups expected to miss (is this provider message id
+// new?), and formatting an error for each was a measurable share of them:
+// the text is only built if someone asks for it.
+type notFound struct{ coll, key string }
+
+func (e *notFound) Error() string {
+	return fmt.Sprintf("%s %q: %v", e.coll, e.key, inbox.ErrNotFound)
+}
+
+func (e *notFound) Unwrap() error { return inbox.ErrNotFound }
