@@ -96,27 +96,49 @@ func (v *oview) layers() []layer {
 	return out
 }
 
-// maxMerge is the largest layer the committer merges into.
-const maxMerge = 16 << 10
+// maxMerge is the largest layer the committer merges: the committer does
+// the merging, and copying large layers would stall every writer for their
+// length. Bloom filters keep the few large layers cheap to pass over.
+const maxMerge = 8 << 10
 
-// withLayer returns the view after one more group commit. Layers of
-// similar size are merged so a lookup checks only a logarithmic number of
-// them; merging builds new slices, so older views stay intact.
+// mergeFanout layers of one tier merge into one layer of the next. Each
+// entry is copied once per tier it climbs (about log4 of the overlay's
+// size) rather than once per doubling, and a lookup passes over at most
+// mergeFanout-1 layers per tier.
+const mergeFanout = 4
+
+// tier groups layer sizes by powers of four.
+func tier(n int) int { return bits.Len(uint(n)) / 2 }
+
+// withLayer returns the view after one more group commit. Merging builds
+// new slices, so older views stay intact.
 func (v *oview) withLayer(l layer, seq uint64) *oview {
 	nv := &oview{frozen: v.frozen, seq: seq, size: v.size + len(l)}
 	active := make([]olayer, 0, len(v.active)+1)
 	active = append(active, newOlayer(l))
 	active = append(active, v.active...)
-	// Only small layers merge: the committer does the merging, and copying
-	// a large layer would stall every writer for its length. Bloom filters
-	// keep the few large layers cheap to pass over.
-	for len(active) >= 2 && 2*len(active[0].l) >= len(active[1].l) && len(active[1].l) < maxMerge {
-		m := mergeLayers(active[0].l, active[1].l)
-		nv.size -= len(active[0].l) + len(active[1].l) - len(m)
-		active = append([]olayer{newOlayer(m)}, active[2:]...)
+	for len(active) >= mergeFanout && mergeable(active[:mergeFanout]) {
+		m := mergeRun(plain(active[:mergeFanout]))
+		for _, ol := range active[:mergeFanout] {
+			nv.size -= len(ol.l)
+		}
+		nv.size += len(m)
+		active = append([]olayer{newOlayer(m)}, active[mergeFanout:]...)
 	}
 	nv.active = active
 	return nv
+}
+
+// mergeable reports whether the newest layers, given newest first, form a
+// full tier: none larger than the newest's tier, none past maxMerge.
+func mergeable(ols []olayer) bool {
+	t := tier(len(ols[0].l))
+	for _, ol := range ols {
+		if len(ol.l) >= maxMerge || tier(len(ol.l)) > t {
+			return false
+		}
+	}
+	return true
 }
 
 // bloom is a Bloom filter with two probes per key and about ten bits per
@@ -158,28 +180,6 @@ func keyHash(s string) uint64 {
 	return h ^ h>>29
 }
 
-// mergeLayers merges two sorted layers; newer wins on equal keys.
-func mergeLayers(newer, older layer) layer {
-	out := make(layer, 0, len(newer)+len(older))
-	i, j := 0, 0
-	for i < len(newer) && j < len(older) {
-		switch c := strings.Compare(newer[i].key, older[j].key); {
-		case c < 0:
-			out = append(out, newer[i])
-			i++
-		case c > 0:
-			out = append(out, older[j])
-			j++
-		default:
-			out = append(out, newer[i])
-			i++
-			j++
-		}
-	}
-	out = append(out, newer[i:]...)
-	return append(out, older[j:]...)
-}
-
 // plain drops the filters.
 func plain(ols []olayer) []layer {
 	out := make([]layer, len(ols))
@@ -190,25 +190,81 @@ func plain(ols []olayer) []layer {
 }
 
 // flatten merges layers given newest first into one.
-// Neighbours merge pairwise, round after round, so each entry is copied
-// about log2(len(ls)) times rather than once per layer newer than it.
-func flatten(ls []layer) layer {
-	if len(ls) == 0 {
-		return nil
-	}
-	ls = slices.Clone(ls)
-	for len(ls) > 1 {
-		next := ls[:0]
-		for i := 0; i < len(ls); i += 2 {
-			if i+1 == len(ls) {
-				next = append(next, ls[i])
-				break
-			}
-			next = append(next, mergeLayers(ls[i], ls[i+1]))
+func flatten(ls []layer) layer { return mergeRun(ls) }
+
+// mergeRun merges sorted layers, given newest first, into one; of a key's
+// entries the newest wins. One pass over a heap of the layers' heads: each
+// entry is copied once, however many layers there are.
+func mergeRun(ls []layer) layer {
+	h := make(mergeHeap, 0, len(ls))
+	n := 0
+	for age, l := range ls {
+		if len(l) > 0 {
+			h = append(h, mergeHead{l: l, age: age})
+			n += len(l)
 		}
-		ls = next
 	}
-	return ls[0]
+	switch len(h) {
+	case 0:
+		return nil
+	case 1:
+		return h[0].l // layers never change once made
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+	out := make(layer, 0, n)
+	for len(h) > 0 {
+		top := &h[0]
+		e := top.l[top.pos]
+		// Equal keys leave the heap newest first: only the first counts.
+		if len(out) == 0 || out[len(out)-1].key != e.key {
+			out = append(out, e)
+		}
+		if top.pos++; top.pos == len(top.l) {
+			h[0] = h[len(h)-1]
+			h = h[:len(h)-1]
+		}
+		h.down(0)
+	}
+	return slices.Clip(out)
+}
+
+// mergeHead is where mergeRun is in one layer; age orders equal keys
+// (0 is the newest layer).
+type mergeHead struct {
+	l   layer
+	pos int
+	age int
+}
+
+// mergeHeap is a binary min-heap of heads by (key, age).
+type mergeHeap []mergeHead
+
+func (h mergeHeap) less(i, j int) bool {
+	a, b := h[i].l[h[i].pos].key, h[j].l[h[j].pos].key
+	if a != b {
+		return a < b
+	}
+	return h[i].age < h[j].age
+}
+
+func (h mergeHeap) down(i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(h) && h.less(r, l) {
+			m = r
+		}
+		if !h.less(m, i) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
 }
 
 // layerSrc iterates the entries of one layer inside one bucket (those whose

@@ -48,3 +48,57 @@ func TestFlatten(t *testing.T) {
 		}
 	}
 }
+
+// TestOverlayMergesKeepLookupsRightAndLayersFew: group commits arriving one
+// after another as layers of varied sizes. The view must answer every key
+// with its newest value, count its entries right, keep each layer sorted
+// and unique, and hold few layers however many commits came.
+func TestOverlayMergesKeepLookupsRightAndLayersFew(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	v := &oview{}
+	want := map[string]string{}
+	most := 0
+	for seq := uint64(1); seq <= 3000; seq++ {
+		seen := map[string]bool{}
+		var l layer
+		for range 1 + rng.IntN(300) {
+			k := fmt.Sprintf("t\x00c\x00k%05d", rng.IntN(20000))
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			val := fmt.Sprintf("v%d", seq)
+			l = append(l, oentry{key: k, val: []byte(val), h: keyHash(k)})
+			want[k] = val
+		}
+		slices.SortFunc(l, func(a, b oentry) int { return strings.Compare(a.key, b.key) })
+		v = v.withLayer(l, seq)
+		most = max(most, len(v.active))
+	}
+	size := 0
+	for i, ol := range v.active {
+		size += len(ol.l)
+		for j := 1; j < len(ol.l); j++ {
+			if ol.l[j-1].key >= ol.l[j].key {
+				t.Fatalf("layer %d: keys out of order or repeated at %d", i, j)
+			}
+		}
+	}
+	if size != v.size {
+		t.Fatalf("view counts %d entries, its layers hold %d", v.size, size)
+	}
+	for k, val := range want {
+		got, del, ok := v.get(k)
+		if !ok || del || string(got) != val {
+			t.Fatalf("%q = %q (found %v), want %q", k, got, ok, val)
+		}
+	}
+	if _, _, ok := v.get("t\x00c\x00absent"); ok {
+		t.Fatal("a key never written was found")
+	}
+	t.Logf("most %d layers, %d entries", most, size)
+	// Three layers per tier below maxMerge, plus the large ones.
+	if limit := (mergeFanout-1)*tier(maxMerge) + size/maxMerge + 1; most > limit {
+		t.Fatalf("up to %d layers at once, want at most %d", most, limit)
+	}
+}
