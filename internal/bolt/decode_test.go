@@ -3,6 +3,7 @@ package bolt
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/onebox/onebox/internal/inbox"
@@ -72,5 +73,44 @@ func TestNotFoundNamesWhatWasMissing(t *testing.T) {
 	}
 	if got, want := err.Error(), `contacts "c-1": `+inbox.ErrNotFound.Error(); got != want {
 		t.Fatalf("message %q, want %q", got, want)
+	}
+}
+
+// TestRecordsAreStoredAsGiven: pre-encoded records, speculated or written
+// by the committer, are stored byte for byte; a RawMessage is copied, so
+// its caller may reuse the memory.
+func TestRecordsAreStoredAsGiven(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	c := inbox.Collection{Tenant: "acme", Name: "conversations"}
+	enc := inbox.Encoded(`{"id":"c1","labels":["vip"]}`)
+	raw := json.RawMessage(`{"id":"c2"}`)
+	for name, write := range map[string]func(func(inbox.Tx) error) error{
+		"speculated": func(fn func(inbox.Tx) error) error { return s.Speculate(ctx, fn) },
+		"committer":  func(fn func(inbox.Tx) error) error { return s.Update(ctx, fn) },
+	} {
+		mine := slices.Clone(raw)
+		if err := write(func(tx inbox.Tx) error {
+			if err := tx.Put(c, name+"/enc", enc); err != nil {
+				return err
+			}
+			return tx.Put(c, name+"/raw", mine)
+		}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		copy(mine, `{"id":"XX"}`) // the caller reuses its buffer
+		view(t, s, func(tx inbox.Tx) error {
+			var got json.RawMessage
+			if err := tx.Get(c, name+"/enc", &got); err != nil || string(got) != string(enc) {
+				t.Errorf("%s: Encoded read back as %s (%v)", name, got, err)
+			}
+			if err := tx.Get(c, name+"/raw", &got); err != nil || string(got) != string(raw) {
+				t.Errorf("%s: RawMessage read back as %s (%v), want it as it was put", name, got, err)
+			}
+			return nil
+		})
+	}
+	if b, err := json.Marshal(map[string]any{"v": inbox.Encoded(nil), "w": enc}); err != nil || string(b) != `{"v":null,"w":{"id":"c1","labels":["vip"]}}` {
+		t.Fatalf("Encoded through encoding/json: %s (%v)", b, err)
 	}
 }

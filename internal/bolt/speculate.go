@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -247,8 +248,12 @@ func (t *specTx) Put(c inbox.Collection, key string, v any) error {
 	if err := checkValue(raw); err != nil {
 		return fmt.Errorf("put %s %q: %w", c.Name, key, err)
 	}
-	// The caller may reuse a RawMessage's memory after Put returns.
-	t.write(top, sub, key, bytes.Clone(raw))
+	// The caller may reuse a RawMessage's memory after Put returns (an
+	// Encoded it may not).
+	if _, ok := v.(json.RawMessage); ok {
+		raw = bytes.Clone(raw)
+	}
+	t.write(top, sub, key, raw)
 	return nil
 }
 

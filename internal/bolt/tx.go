@@ -247,7 +247,8 @@ func (t *tx) Put(c inbox.Collection, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s %q: %w", c.Name, key, err)
 	}
-	// The caller may reuse a RawMessage's memory after Put returns.
+	// The caller may reuse a RawMessage's memory after Put returns (an
+	// Encoded it may not).
 	if _, ok := v.(json.RawMessage); ok {
 		raw = bytes.Clone(raw)
 	}
@@ -261,11 +262,14 @@ func (t *tx) Put(c inbox.Collection, key string, v any) error {
 // once for the store and its event, and re-encoding would only validate it
 // again on the single committer.
 func encode(v any) ([]byte, error) {
-	if raw, ok := v.(json.RawMessage); ok {
+	switch raw := v.(type) {
+	case json.RawMessage:
 		if len(raw) == 0 {
 			return []byte("null"), nil
 		}
 		return raw, nil
+	case inbox.Encoded:
+		return raw.MarshalJSON()
 	}
 	return json.Marshal(v)
 }

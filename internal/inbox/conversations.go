@@ -25,7 +25,7 @@ func (s *Service) putConversation(tx Tx, c Conversation, event string) error {
 	if err != nil {
 		return fmt.Errorf("encode conversation: %w", err)
 	}
-	if err := tx.Put(tenantColl(c.TenantID, CollConversations), c.ID, json.RawMessage(raw)); err != nil {
+	if err := tx.Put(tenantColl(c.TenantID, CollConversations), c.ID, Encoded(raw)); err != nil {
 		return err
 	}
 	// The next message in this conversation reads these bytes back.

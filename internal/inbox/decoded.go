@@ -36,7 +36,7 @@ type decodedShard[T any] struct {
 }
 
 type decodedEntry[T any] struct {
-	raw []byte // owned by the cache
+	raw []byte // never changed by anyone (see put)
 	v   T
 }
 
@@ -62,10 +62,11 @@ func (d *decodedCache[T]) get(key string, raw []byte) (T, bool) {
 	return d.clone(e.v), true
 }
 
-// put remembers v as what raw decodes to. The cache keeps copies of both,
-// so the caller may go on using its own.
+// put remembers v as what raw decodes to. The cache keeps a copy of v, so
+// the caller may go on changing its own, but raw itself: nobody may change
+// it afterwards (it is a record's encoding, as the store keeps it too).
 func (d *decodedCache[T]) put(key string, raw []byte, v T) {
-	e := decodedEntry[T]{raw: bytes.Clone(raw), v: d.clone(v)}
+	e := decodedEntry[T]{raw: raw, v: d.clone(v)}
 	sh := d.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -94,7 +95,8 @@ func (d *decodedCache[T]) clear() {
 // decode gives raw's value for key: the remembered one when raw is what it
 // came from, else decoded (and then remembered). fix, when set, is applied
 // to a freshly decoded value before it is remembered (defaults the store's
-// format leaves out).
+// format leaves out). raw is kept when remembered: it must be the caller's
+// own copy of the stored bytes, as a Get into a json.RawMessage gives.
 func (d *decodedCache[T]) decode(key string, raw []byte, fix func(*T)) (T, error) {
 	if v, ok := d.get(key, raw); ok {
 		return v, nil

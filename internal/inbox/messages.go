@@ -21,7 +21,7 @@ func putMessage(tx Tx, m Message) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode message: %w", err)
 	}
-	if err := tx.Put(tenantColl(m.TenantID, CollMessages), messageKey(m.ConversationID, m.ID), json.RawMessage(raw)); err != nil {
+	if err := tx.Put(tenantColl(m.TenantID, CollMessages), messageKey(m.ConversationID, m.ID), Encoded(raw)); err != nil {
 		return nil, err
 	}
 	return raw, tx.Put(tenantColl(m.TenantID, CollMessageIndex), m.ID, m.ConversationID)

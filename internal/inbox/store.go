@@ -45,6 +45,20 @@ type KeyRef struct {
 	KeyID    string `json:"key_id"`
 }
 
+// Encoded is a record's JSON that nobody changes again once made: a store
+// may keep these very bytes, where a json.RawMessage (whose memory its
+// caller may reuse) has to be copied. Records written for every inbound
+// message are Encoded, sparing ingest a copy of each.
+type Encoded []byte
+
+// MarshalJSON lets a store that encodes values itself take e as it is.
+func (e Encoded) MarshalJSON() ([]byte, error) {
+	if len(e) == 0 {
+		return []byte("null"), nil
+	}
+	return e, nil
+}
+
 // Tx is what a unit of work sees. Writes become visible to later reads in the
 // same Tx and are applied all together or not at all. A Tx belongs to the
 // goroutine running the unit of work and ends when it returns; calling the
@@ -53,7 +67,8 @@ type KeyRef struct {
 type Tx interface {
 	// Get loads the record at key into v; ErrNotFound when absent.
 	Get(c Collection, key string, v any) error
-	// Put stores v (JSON-encoded) at key.
+	// Put stores v (JSON-encoded) at key. A json.RawMessage or an Encoded
+	// is stored as it is.
 	Put(c Collection, key string, v any) error
 	// Delete removes key; deleting an absent key is not an error.
 	Delete(c Collection, key string) error
