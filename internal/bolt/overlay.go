@@ -242,9 +242,9 @@ type mergeHead struct {
 type mergeHeap []mergeHead
 
 func (h mergeHeap) less(i, j int) bool {
-	a, b := h[i].l[h[i].pos].key, h[j].l[h[j].pos].key
-	if a != b {
-		return a < b
+	// One comparison: keys share long bucket prefixes.
+	if c := strings.Compare(h[i].l[h[i].pos].key, h[j].l[h[j].pos].key); c != 0 {
+		return c < 0
 	}
 	return h[i].age < h[j].age
 }
