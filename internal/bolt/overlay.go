@@ -312,13 +312,32 @@ func (s *layerSrc) seekBefore(k []byte) ([]byte, *oentry) {
 func (s *layerSrc) next() ([]byte, *oentry) { s.i++; return s.at() }
 func (s *layerSrc) prev() ([]byte, *oentry) { s.i--; return s.at() }
 
-// sortedLayer turns a write buffer's entries into a layer.
+// sortedLayer turns a write buffer's entries into a layer. Its keys and
+// values are packed into one allocation: between checkpoints the overlay
+// holds a few hundred thousand entries, and as two heap objects each they
+// were marking work for every garbage collection, which on a busy machine
+// is time taken from the writers.
 func sortedLayer(m map[string]*oentry) layer {
 	l := make(layer, 0, len(m))
+	n := 0
 	for _, e := range m {
 		l = append(l, *e)
+		n += len(e.key) + len(e.val)
 	}
 	slices.SortFunc(l, func(a, b oentry) int { return strings.Compare(a.key, b.key) })
+	arena := make([]byte, 0, n)
+	for i := range l {
+		e := &l[i]
+		at := len(arena)
+		arena = append(arena, e.key...)
+		// The arena is never written again, as a string's bytes must not be.
+		e.key = unsafe.String(unsafe.SliceData(arena[at:]), len(e.key))
+		if !e.del {
+			at = len(arena)
+			arena = append(arena, e.val...)
+			e.val = arena[at:len(arena):len(arena)]
+		}
+	}
 	return l
 }
 
