@@ -102,3 +102,44 @@ func TestOverlayMergesKeepLookupsRightAndLayersFew(t *testing.T) {
 		t.Fatalf("up to %d layers at once, want at most %d", most, limit)
 	}
 }
+
+// TestSortedLayerPacksEntries: a group commit's entries come out sorted,
+// with their keys, values and deletions as written, and a value cannot
+// grow into its neighbour's bytes.
+func TestSortedLayerPacksEntries(t *testing.T) {
+	m := map[string]*oentry{}
+	for i := range 50 {
+		k := fmt.Sprintf("t\x00c\x00k%02d", (i*37)%50)
+		e := &oentry{key: k, h: keyHash(k), val: []byte(fmt.Sprintf(`{"n":%d}`, i))}
+		if i%7 == 0 {
+			e.val, e.del = nil, true
+		}
+		m[k] = e
+	}
+	l := sortedLayer(m)
+	if len(l) != len(m) {
+		t.Fatalf("%d entries, want %d", len(l), len(m))
+	}
+	for i, e := range l {
+		if i > 0 && l[i-1].key >= e.key {
+			t.Fatalf("out of order at %d", i)
+		}
+		want := m[e.key]
+		if want == nil || e.del != want.del || string(e.val) != string(want.val) || e.h != want.h {
+			t.Fatalf("%q: got %+v, want %+v", e.key, e, want)
+		}
+		if e.del && e.val != nil {
+			t.Fatalf("%q: a deletion carries a value", e.key)
+		}
+	}
+	for i := 0; i+1 < len(l); i++ {
+		if l[i].del {
+			continue
+		}
+		next := l[i+1].key
+		_ = append(l[i].val, "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"...)
+		if l[i+1].key != next {
+			t.Fatalf("appending to %q's value overwrote the next key", l[i].key)
+		}
+	}
+}
