@@ -36,8 +36,8 @@ const versionWindow = 256
 // apply.
 type spec struct {
 	gen    uint64 // store generation (Compact starts a new one)
-	seq    uint64 // the snapshot's last group commit
-	reads  []string
+	seq    uint64   // the snapshot's last group commit
+	reads  []uint64 // keyHash of every key read
 	writes []specWrite
 	events []*inbox.Event
 	tenant []string // events[i]'s tenant
@@ -54,8 +54,13 @@ type specWrite struct {
 // key is found in cur or prev, and a snapshot older than the start of prev
 // cannot be checked. Only the committer touches it (and Compact, which
 // excludes the committer).
+//
+// Keys are known by their 64-bit hash: maps without pointers cost the
+// garbage collector nothing to scan and keep no key strings alive. Two keys
+// with one hash can only make a check fail that would have passed, and the
+// committer then runs the unit of work again: slower, never wrong.
 type versions struct {
-	cur, prev map[string]uint64
+	cur, prev map[uint64]uint64
 	// curFrom is the first transaction recorded in cur; horizon the first
 	// recorded in prev. A snapshot has seen every transaction up to its own
 	// id, so one older than horizon-1 may have missed writes the maps no
@@ -64,12 +69,12 @@ type versions struct {
 }
 
 func (v *versions) reset(txid uint64) {
-	v.cur = make(map[string]uint64)
+	v.cur = make(map[uint64]uint64)
 	v.prev = nil
 	v.curFrom, v.horizon = txid, txid
 }
 
-func (v *versions) wrote(key string, txid uint64) {
+func (v *versions) wrote(key uint64, txid uint64) {
 	if v.cur == nil {
 		v.reset(txid)
 	}
@@ -83,13 +88,13 @@ func (v *versions) rotate(txid uint64) {
 		return
 	}
 	if txid-v.curFrom >= versionWindow {
-		v.prev, v.cur = v.cur, make(map[string]uint64, len(v.cur))
+		v.prev, v.cur = v.cur, make(map[uint64]uint64, len(v.cur))
 		v.horizon, v.curFrom = v.curFrom, txid
 	}
 }
 
 // unchanged reports whether none of keys was written after snapshot txid.
-func (v *versions) unchanged(keys []string, txid uint64) bool {
+func (v *versions) unchanged(keys []uint64, txid uint64) bool {
 	if v.cur == nil {
 		return true // nothing written since the store opened
 	}
@@ -221,7 +226,7 @@ func (t *specTx) Get(c inbox.Collection, key string, v any) error {
 	if i, ok := t.overlay[vk]; ok {
 		raw = t.sp.writes[i].val
 	} else {
-		t.sp.reads = append(t.sp.reads, vk)
+		t.sp.reads = append(t.sp.reads, keyHash(vk))
 		raw = t.sn.get(top, sub, []byte(key), vk)
 	}
 	if raw == nil {

@@ -242,23 +242,23 @@ func TestSpeculationAcrossCompactRuns(t *testing.T) {
 
 func TestVersionsWindow(t *testing.T) {
 	var v versions
-	if !v.unchanged([]string{"k"}, 1) {
+	if !v.unchanged([]uint64{keyHash("k")}, 1) {
 		t.Fatal("nothing written yet, but a read counts as changed")
 	}
 	v.rotate(10)
-	v.wrote("k", 10)
-	if v.unchanged([]string{"k"}, 9) || !v.unchanged([]string{"k"}, 10) || !v.unchanged([]string{"other"}, 9) {
+	v.wrote(keyHash("k"), 10)
+	if v.unchanged([]uint64{keyHash("k")}, 9) || !v.unchanged([]uint64{keyHash("k")}, 10) || !v.unchanged([]uint64{keyHash("other")}, 9) {
 		t.Fatal("a write at 10 is not seen correctly from snapshots 9 and 10")
 	}
 	v.rotate(10 + versionWindow) // k moves to prev
-	if v.unchanged([]string{"k"}, 9) {
+	if v.unchanged([]uint64{keyHash("k")}, 9) {
 		t.Fatal("a write kept in the previous generation was missed")
 	}
 	v.rotate(10 + 2*versionWindow) // k is forgotten; snapshot 9 is too old to check
-	if v.unchanged([]string{"other"}, 9) || v.unchanged([]string{"other"}, 10+versionWindow-2) {
+	if v.unchanged([]uint64{keyHash("other")}, 9) || v.unchanged([]uint64{keyHash("other")}, 10+versionWindow-2) {
 		t.Fatal("a snapshot older than the window was trusted")
 	}
-	if !v.unchanged([]string{"k"}, 10+versionWindow) || !v.unchanged([]string{"k"}, 10+versionWindow-1) {
+	if !v.unchanged([]uint64{keyHash("k")}, 10+versionWindow) || !v.unchanged([]uint64{keyHash("k")}, 10+versionWindow-1) {
 		t.Fatal("a snapshot inside the window was refused")
 	}
 }

@@ -196,7 +196,7 @@ func (t *tx) set(vk string, e *oentry) {
 	t.w.m[vk] = e
 	t.writes++
 	if t.ver != nil {
-		t.ver.wrote(vk, t.seq)
+		t.ver.wrote(e.h, t.seq)
 	}
 }
 
