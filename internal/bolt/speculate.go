@@ -35,7 +35,7 @@ const versionWindow = 256
 // spec is what a speculative run produced, for the committer to check and
 // apply.
 type spec struct {
-	gen    uint64 // store generation (Compact starts a new one)
+	gen    uint64   // store generation (Compact starts a new one)
 	seq    uint64   // the snapshot's last group commit
 	reads  []uint64 // keyHash of every key read
 	writes []specWrite
