@@ -1,9 +1,7 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -246,17 +244,12 @@ func (t *specTx) Put(c inbox.Collection, key string, v any) error {
 	if err := checkKey(key); err != nil {
 		return fmt.Errorf("put %s %q: %w", c.Name, key, err)
 	}
-	raw, err := encode(v)
+	raw, err := inbox.EncodeRecord(v)
 	if err != nil {
 		return fmt.Errorf("encode %s %q: %w", c.Name, key, err)
 	}
 	if err := checkValue(raw); err != nil {
 		return fmt.Errorf("put %s %q: %w", c.Name, key, err)
-	}
-	// The caller may reuse a RawMessage's memory after Put returns (an
-	// Encoded it may not).
-	if _, ok := v.(json.RawMessage); ok {
-		raw = bytes.Clone(raw)
 	}
 	t.write(top, sub, key, raw)
 	return nil

@@ -243,35 +243,14 @@ func (t *tx) Put(c inbox.Collection, key string, v any) error {
 	if err != nil {
 		return err
 	}
-	raw, err := encode(v)
+	raw, err := inbox.EncodeRecord(v)
 	if err != nil {
 		return fmt.Errorf("encode %s %q: %w", c.Name, key, err)
-	}
-	// The caller may reuse a RawMessage's memory after Put returns (an
-	// Encoded it may not).
-	if _, ok := v.(json.RawMessage); ok {
-		raw = bytes.Clone(raw)
 	}
 	if err := t.put(top, sub, []byte(key), raw); err != nil {
 		return fmt.Errorf("put %s %q: %w", c.Name, key, err)
 	}
 	return nil
-}
-
-// encode stores pre-encoded JSON as it is: the service encodes a record
-// once for the store and its event, and re-encoding would only validate it
-// again on the single committer.
-func encode(v any) ([]byte, error) {
-	switch raw := v.(type) {
-	case json.RawMessage:
-		if len(raw) == 0 {
-			return []byte("null"), nil
-		}
-		return raw, nil
-	case inbox.Encoded:
-		return raw.MarshalJSON()
-	}
-	return json.Marshal(v)
 }
 
 func (t *tx) Delete(c inbox.Collection, key string) error {

@@ -1,7 +1,9 @@
 package inbox
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 )
 
 // Collection names a keyed set of records. A collection with an empty Tenant
@@ -57,6 +59,24 @@ func (e Encoded) MarshalJSON() ([]byte, error) {
 		return []byte("null"), nil
 	}
 	return e, nil
+}
+
+// EncodeRecord is v's stored form for a Tx's Put, in memory the store may
+// keep: pre-encoded JSON is taken as it is (the service encodes a record
+// once for the store and its event; encoding it again would only validate
+// it on the single committer), a json.RawMessage copied since its caller
+// may reuse it, an Encoded not.
+func EncodeRecord(v any) ([]byte, error) {
+	switch raw := v.(type) {
+	case json.RawMessage:
+		if len(raw) == 0 {
+			return []byte("null"), nil
+		}
+		return bytes.Clone(raw), nil
+	case Encoded:
+		return raw.MarshalJSON()
+	}
+	return json.Marshal(v)
 }
 
 // Tx is what a unit of work sees. Writes become visible to later reads in the

@@ -442,31 +442,12 @@ func (t *tx) Put(c inbox.Collection, key string, v any) error {
 	if err := t.enter(tenant, true); err != nil {
 		return err
 	}
-	raw, err := encode(v)
+	raw, err := inbox.EncodeRecord(v)
 	if err != nil {
 		return fmt.Errorf("encode %s %q: %w", c.Name, key, err)
 	}
-	// raw may be the caller's json.RawMessage: keep a copy of our own
-	// (an Encoded stays as it is).
-	if _, ok := v.(json.RawMessage); ok {
-		raw = bytes.Clone(raw)
-	}
 	t.buffer(op{tenant: c.Tenant, coll: c.Name, key: []byte(key), val: raw})
 	return nil
-}
-
-// encode stores pre-encoded JSON as it is, as internal/bolt does.
-func encode(v any) ([]byte, error) {
-	switch raw := v.(type) {
-	case json.RawMessage:
-		if len(raw) == 0 {
-			return []byte("null"), nil
-		}
-		return raw, nil
-	case inbox.Encoded:
-		return raw.MarshalJSON()
-	}
-	return json.Marshal(v)
 }
 
 func (t *tx) Delete(c inbox.Collection, key string) error {
