@@ -29,7 +29,7 @@ func (s *Service) putConversation(tx Tx, c Conversation, event string) error {
 		return err
 	}
 	// The next message in this conversation reads these bytes back.
-	s.decoded.conversations.put(recordKey(c.TenantID, c.ID), raw, storedConversation(c))
+	s.decoded.conversations.put(recordKey(c.TenantID, c.ID), raw, c, storedConversation)
 	return s.emitEncoded(tx, c.TenantID, event, c, raw)
 }
 

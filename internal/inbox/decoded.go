@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"hash/maphash"
+	"maps"
 	"slices"
 	"sync"
 )
@@ -65,8 +66,12 @@ func (d *decodedCache[T]) get(key string, raw []byte) (T, bool) {
 // put remembers v as what raw decodes to. The cache keeps a copy of v, so
 // the caller may go on changing its own, but raw itself: nobody may change
 // it afterwards (it is a record's encoding, as the store keeps it too).
-func (d *decodedCache[T]) put(key string, raw []byte, v T) {
+// stored, when set, turns the copy into what decoding raw gives.
+func (d *decodedCache[T]) put(key string, raw []byte, v T, stored func(*T)) {
 	e := decodedEntry[T]{raw: raw, v: d.clone(v)}
+	if stored != nil {
+		stored(&e.v)
+	}
 	sh := d.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -108,7 +113,7 @@ func (d *decodedCache[T]) decode(key string, raw []byte, fix func(*T)) (T, error
 	if fix != nil {
 		fix(&v)
 	}
-	d.put(key, raw, v)
+	d.put(key, raw, v, nil)
 	return v, nil
 }
 
@@ -172,13 +177,7 @@ func cloneMessage(m Message) Message {
 }
 
 func cloneChannelRecord(r channelRecord) channelRecord {
-	if r.Config != nil {
-		cfg := make(map[string]string, len(r.Config))
-		for k, v := range r.Config {
-			cfg[k] = v
-		}
-		r.Config = cfg
-	}
+	r.Config = maps.Clone(r.Config)
 	return r
 }
 
@@ -190,11 +189,11 @@ func clonePtr[T any](p *T) *T {
 	return &v
 }
 
-// storedConversation is c as reading its stored form back gives it: the
-// fields the store's format leaves out are empty. What putConversation
-// remembers must be exactly that, for a later read of the same bytes.
-func storedConversation(c Conversation) Conversation {
-	c = cloneConversation(c)
+// storedConversation turns the cache's own copy of a conversation into
+// what reading its stored form back gives: the fields the store's format
+// leaves out are empty. What putConversation remembers must be exactly
+// that, for a later read of the same bytes.
+func storedConversation(c *Conversation) {
 	c.TenantID = ""
 	if m := c.LastMessage; m != nil {
 		m.TenantID = ""
@@ -202,5 +201,4 @@ func storedConversation(c Conversation) Conversation {
 			m.Product.TenantID = ""
 		}
 	}
-	return c
 }

@@ -18,7 +18,7 @@ func TestDecodedCacheHitsOnlyOnSameBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.put("t/c1", raw, c)
+	d.put("t/c1", raw, c, nil)
 
 	if _, ok := d.get("t/c1", append(raw[:len(raw):len(raw)], ' ')); ok {
 		t.Fatal("hit for different bytes")
@@ -73,7 +73,7 @@ func TestDecodedCacheIsBounded(t *testing.T) {
 	for i := range 50 * size {
 		c := Contact{ID: fmt.Sprint(i), Name: "n"}
 		raw, _ := json.Marshal(c)
-		d.put(c.ID, raw, c)
+		d.put(c.ID, raw, c, nil)
 	}
 	n := 0
 	for i := range d.shards {
